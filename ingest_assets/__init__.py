@@ -1,0 +1,1 @@
+"""Bucketlake's asset graph: batches of bucket objects become dataset items."""

@@ -1,0 +1,149 @@
+"""``dataset_items``: one row per claimed object with its image metadata, hashes, label, split
+and status, written in checkpointed chunks so that a re-run resumes where a crash left off."""
+
+import hashlib
+import json
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pyarrow as pa
+from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+
+from ingest_assets.assets.metadata import markdown_table
+from ingest_assets.assets.raw_items import raw_items
+from ingest_assets.config import SourceConfig
+from ingest_assets.items.inspect import configure_pillow
+from ingest_assets.items.rows import ITEMS_CODE_VERSION, ITEMS_SCHEMA, build_item, error_reason
+from ingest_assets.partitions import batches
+from ingest_assets.progress import Progress
+from resources.bucketlake import BucketlakeResource
+from resources.lake.tables import Lake, PartitionWriter
+from sensors.datapool import parse_batch_key
+
+ASSET = "dataset_items"
+PREVIEW_COLUMNS = [
+    "key",
+    "label",
+    "split",
+    "width",
+    "height",
+    "format",
+    "status",
+    "error",
+    "source",
+]
+
+#: Source settings that change item rows; a checkpoint written under others is not resumed.
+_ROW_SETTINGS = ("label_strategy", "test_fraction", "verify", "max_image_pixels", "checkpoint_rows")
+
+
+def items_fingerprint(lake: Lake, batch: str, source: SourceConfig) -> str:
+    raw_commit = lake.read_commit("raw_items", batch)
+    if raw_commit is None:
+        raise Failure(
+            f"raw_items has no committed table for batch {batch}; materialize raw_items first "
+            "(ingest_job runs both)"
+        )
+    settings = {name: getattr(source, name) for name in _ROW_SETTINGS}
+    text = json.dumps([raw_commit.fingerprint, settings, ITEMS_CODE_VERSION], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.status: Counter[str] = Counter()
+        self.reasons: Counter[str] = Counter()
+        self.labels: Counter[str] = Counter()
+        self.splits: Counter[str] = Counter()
+
+    def add(self, rows: list[dict[str, Any]]) -> int:
+        bad = 0
+        for row in rows:
+            self.status[row["status"]] += 1
+            self.splits[row["split"]] += 1
+            self.labels[row["label"] if row["label"] is not None else "(unlabeled)"] += 1
+            if row["status"] != "ok":
+                bad += 1
+                self.reasons[error_reason(row["error"])] += 1
+        return bad
+
+
+def _fail_on_bad_item(rows: list[dict[str, Any]], start: int, writer: PartitionWriter) -> None:
+    for offset, row in enumerate(rows):
+        if row["status"] != "ok":
+            raise Failure(
+                f"item {start + offset} ({row['key']!r}) is {row['status']}: {row['error']}. "
+                f"ignore_errors is false for source {row['source']}, so the batch stops here. "
+                f"The last checkpoint holds items [0, {writer.resume_from}); fix or remove the "
+                "object (or set ignore_errors: true) and run the partition again to resume there."
+            )
+
+
+@asset(
+    partitions_def=batches,
+    deps=[raw_items],
+    group_name="ingest",
+    kinds={"parquet"},
+    description="One row per item: item_id, key, uri, size as displayed (EXIF applied), format, "
+    "mode, bytes, sha256, perceptual hash, label and split from the source's label strategy, "
+    "and status/error for objects that are empty, truncated, not images or too large.",
+)
+def dataset_items(
+    context: AssetExecutionContext, bucketlake: BucketlakeResource
+) -> MaterializeResult[None]:
+    batch = context.partition_key
+    source_name, _ = parse_batch_key(batch)
+    source = bucketlake.config().source(source_name)
+    lake = bucketlake.lake()
+    store = bucketlake.source_store(source_name)
+    raw = lake.read_table("raw_items", batch)
+    total = raw.num_rows
+    fingerprint = items_fingerprint(lake, batch, source)
+    configure_pillow(source.max_image_pixels)
+    workers = source.num_workers or os.cpu_count() or 1
+    tally = _Tally()
+    log = context.log
+
+    with (
+        lake.writer(ASSET, batch, fingerprint=fingerprint, run_id=context.run_id) as writer,
+        ThreadPoolExecutor(workers, thread_name_prefix="items") as pool,
+    ):
+        preview: list[dict[str, Any]] = []
+        if writer.resumed_rows:
+            for done in writer.iter_chunks(PREVIEW_COLUMNS):
+                tally.add(done.to_pylist())
+                preview = preview or done.slice(0, 10).to_pylist()
+            log.info(
+                f"resuming {batch} after its last checkpoint: {writer.resumed_rows} rows "
+                "already written"
+            )
+        progress = Progress(f"{batch} items", total, log.info, done=writer.resume_from)
+        step = source.checkpoint_rows
+        for start in range(writer.resume_from, total, step):
+            chunk = raw.slice(start, step).to_pylist()
+            rows = list(pool.map(lambda r: build_item(r, store, source, batch), chunk))
+            if not source.ignore_errors:
+                _fail_on_bad_item(rows, start, writer)
+            bad = tally.add(rows)
+            preview = preview or rows[:10]
+            writer.write_chunk(
+                pa.Table.from_pylist(rows, schema=ITEMS_SCHEMA), input_end=start + len(chunk)
+            )
+            progress.advance(len(rows), bad)
+        commit = writer.commit(ITEMS_SCHEMA, status_counts=dict(tally.status))
+    metadata: dict[str, Any] = {
+        "dagster/row_count": commit.rows,
+        "source": source_name,
+        "resumed_rows": writer.resumed_rows,
+        "workers": workers,
+        "table": MetadataValue.path(lake.table_uri(ASSET, batch)),
+        "preview": markdown_table(preview, PREVIEW_COLUMNS),
+        "labels": MetadataValue.json(dict(tally.labels)),
+        "splits": MetadataValue.json(dict(tally.splits)),
+        "errors_by_reason": MetadataValue.json(dict(tally.reasons)),
+    }
+    for status in ("ok", "corrupt", "missing", "unreadable"):
+        metadata[status] = tally.status.get(status, 0)
+    return MaterializeResult(metadata=metadata)

@@ -1,0 +1,70 @@
+"""``bucketlake``: sync sources, print the instance folder. Exit 0 only on success."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from resources.errors import BucketlakeError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bucketlake",
+        description="Bucketlake: bucket objects become a curated dataset, as Dagster assets.",
+    )
+    parser.add_argument("--verbose", action="store_true", help="show details of errors")
+    commands = parser.add_subparsers(dest="command", required=True)
+    sync = commands.add_parser(
+        "sync", help="claim new objects now and run ingest_job for each new or unfinished batch"
+    )
+    sync.add_argument("--source", action="append", help="only this source (repeatable)")
+    sync.add_argument(
+        "--jobs",
+        type=int,
+        default=max(1, (os.cpu_count() or 2) // 2),
+        help="batches run at the same time (default: half the cores)",
+    )
+    commands.add_parser("home", help="create the Dagster instance folder if needed; print it")
+    return parser
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from ingest_assets.cli.sync import summary, sync
+    from ingest_assets.config import load_config
+
+    config = load_config()
+    sources = [config.source(n) for n in args.source] if args.source else list(config.sources)
+    report = sync(config, sources, jobs=args.jobs, say=lambda line: print(line, flush=True))
+    print(summary(report, config))
+    return 1 if report.failed else 0
+
+
+def _home(args: argparse.Namespace) -> int:
+    from ingest_assets.cli.instance import ensure_dagster_home
+    from ingest_assets.config import load_config
+
+    print(ensure_dagster_home(load_config()))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handlers = {"sync": _sync, "home": _home}
+    try:
+        return handlers[args.command](args)
+    except BucketlakeError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"bucketlake: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bucketlake: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

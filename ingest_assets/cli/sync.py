@@ -1,0 +1,189 @@
+"""``bucketlake sync``: claim now (every pending batch closed), then run ``ingest_job`` for each
+new batch and each batch that never finished, at most ``--jobs`` at a time."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+from ingest_assets.cli.instance import open_instance
+from ingest_assets.cli.run_batch import RESULT_PREFIX
+from ingest_assets.config import BucketlakeConfig, SourceConfig
+from ingest_assets.partitions import BATCHES
+from resources.errors import LeaseHeld
+from resources.lake.tables import Lake
+from resources.stores.open import open_store
+from sensors.claiming import Claimer, ClaimResult
+from sensors.datapool import parse_batch_key
+
+CLAIM_LEASE_WAIT_S = 120.0
+IN_FLIGHT = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+]
+
+
+@dataclass
+class BatchOutcome:
+    batch: str
+    success: bool
+    run_id: str | None = None
+    error: str | None = None
+    status_counts: dict[str, int] = field(default_factory=dict)
+    resumed_rows: int = 0
+
+
+@dataclass
+class SyncReport:
+    new_objects: int = 0
+    new_batches: int = 0
+    outcomes: list[BatchOutcome] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[BatchOutcome]:
+        return [o for o in self.outcomes if not o.success]
+
+
+def claim_waiting(claimer: Claimer, registered: set[str]) -> ClaimResult:
+    """Claim everything now, waiting while another claimer (the sensor) holds the lease."""
+    waited_until = time.monotonic() + CLAIM_LEASE_WAIT_S
+    while True:
+        try:
+            return claimer.claim(registered=registered, close_all=True)
+        except LeaseHeld:
+            if time.monotonic() > waited_until:
+                raise
+            time.sleep(0.5)
+
+
+def batches_to_heal(
+    instance: DagsterInstance, lake: Lake, source: str, registered: set[str]
+) -> list[str]:
+    """Registered batches of ``source`` with no committed dataset_items and no run in flight."""
+    out = []
+    for batch in sorted(registered):
+        if parse_batch_key(batch)[0] != source or lake.is_committed("dataset_items", batch):
+            continue
+        runs = instance.get_run_records(
+            RunsFilter(tags={"dagster/partition": batch}, statuses=IN_FLIGHT), limit=1
+        )
+        if not runs:
+            out.append(batch)
+    return out
+
+
+def _run_child(batch: str, attempt: int) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ingest_assets.cli.run_batch", batch, str(attempt)],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        check=False,
+    )
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
+            return result
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+    return {
+        "batch": batch,
+        "run_id": None,
+        "success": False,
+        "error": f"run process exited with {proc.returncode}: " + " / ".join(tail),
+    }
+
+
+def _attempt(instance: DagsterInstance, batch: str) -> int:
+    return len(instance.get_run_records(RunsFilter(tags={"dagster/partition": batch}))) + 1
+
+
+def sync(
+    config: BucketlakeConfig,
+    sources: list[SourceConfig],
+    *,
+    jobs: int,
+    say: Callable[[str], None],
+) -> SyncReport:
+    instance = open_instance(config)
+    lake_store = open_store(config.resolve(config.lake))
+    lake = Lake(lake_store)
+    report = SyncReport()
+    to_run: list[str] = []
+    for source in sources:
+        claimer = Claimer(
+            source,
+            open_store(config.resolve(source.uri)),
+            lake_store,
+            claimer=f"bucketlake sync (pid {os.getpid()})",
+        )
+        registered = set(instance.get_dynamic_partitions(BATCHES))
+        result = claim_waiting(claimer, registered)
+        if result.unregistered:
+            instance.add_dynamic_partitions(BATCHES, result.unregistered)
+        report.new_objects += result.new_objects
+        report.new_batches += len(result.new_batches)
+        heal = batches_to_heal(instance, lake, source.name, registered)
+        say(
+            f"{source.name}: {result.listed} objects listed, {result.new_objects} new object "
+            f"versions in {len(result.new_batches)} new batches"
+            + (f", {len(heal)} unfinished batches to run again" if heal else "")
+        )
+        to_run += result.unregistered + [b for b in heal if b not in result.unregistered]
+
+    def run_one(batch: str) -> BatchOutcome:
+        outcome = _run_child(batch, _attempt(instance, batch))
+        done = BatchOutcome(
+            batch, bool(outcome["success"]), outcome.get("run_id"), outcome.get("error")
+        )
+        commit = lake.read_commit("dataset_items", batch) if done.success else None
+        if commit is not None:
+            done.status_counts = dict(commit.extra.get("status_counts", {}))
+            done.resumed_rows = int(commit.extra.get("resumed_rows", 0))
+        say(describe(done))
+        return done
+
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        report.outcomes = list(pool.map(run_one, to_run))
+    return report
+
+
+def describe(outcome: BatchOutcome) -> str:
+    run = f"run {outcome.run_id[:8]}" if outcome.run_id else "no run"
+    if not outcome.success:
+        return f"  {outcome.batch}: FAILED ({run}): {outcome.error}"
+    counts = outcome.status_counts
+    total = sum(counts.values())
+    parts = [
+        f"{counts.get(s, 0)} {s}"
+        for s in ("ok", "corrupt", "missing", "unreadable")
+        if counts.get(s, 0) or s == "ok"
+    ]
+    resumed = f", resumed {outcome.resumed_rows} rows" if outcome.resumed_rows else ""
+    return f"  {outcome.batch}: {total} items ({', '.join(parts)}){resumed} ({run})"
+
+
+def summary(report: SyncReport, config: BucketlakeConfig) -> str:
+    counts: dict[str, int] = {}
+    for outcome in report.outcomes:
+        for status, n in outcome.status_counts.items():
+            counts[status] = counts.get(status, 0) + n
+    bad = sum(n for s, n in counts.items() if s != "ok")
+    lake = open_store(config.resolve(config.lake)).uri("dataset_items")
+    lines = [
+        f"sync: {report.new_objects} new object versions in {report.new_batches} batches; "
+        f"{len(report.outcomes)} runs, {len(report.failed)} failed; "
+        f"items: {counts.get('ok', 0)} ok, {bad} not ok",
+        f"tables: {lake}/<batch>/ (dataset_items), and raw_items beside it",
+    ]
+    return "\n".join(lines)

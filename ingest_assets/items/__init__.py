@@ -1,0 +1,1 @@
+"""Pure item logic, free of Dagster: identity, labels and splits, image inspection."""

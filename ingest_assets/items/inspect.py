@@ -1,0 +1,102 @@
+"""What an image file is, read with Pillow: size as displayed, format, mode, frames, a
+perceptual hash, and whether it decodes at all. A bad file is a result, never an exception."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import imagehash
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ingest_assets.config import VerifyLevel
+
+EXIF_ORIENTATION = 0x0112
+#: EXIF orientations that rotate by 90 or 270 degrees: the displayed image is transposed.
+TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    status: str  # "ok" or "corrupt"
+    error: str | None = None
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    mode: str | None = None
+    frames: int | None = None
+    orientation: int | None = None
+    phash: str | None = None
+
+
+def corrupt(reason: str, **known: object) -> ImageFacts:
+    return ImageFacts(status="corrupt", error=reason, **known)  # type: ignore[arg-type]
+
+
+def configure_pillow(limit: int) -> None:
+    """Prepare Pillow for :func:`inspect_image` with a pixel ``limit``; call before starting
+    worker threads (it changes process-wide settings, which is not thread-safe).
+
+    Pillow refuses images over twice its module-wide ``MAX_IMAGE_PIXELS`` before we see their
+    size, so a limit above Pillow's default raises it (never lowers it); our own check then
+    applies the limit. Pillow's bomb warning becomes an error, reported per item.
+    """
+    current = Image.MAX_IMAGE_PIXELS
+    if current is not None and limit > current:
+        Image.MAX_IMAGE_PIXELS = limit
+    warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+
+
+def _bomb(width: int, height: int, limit: int) -> ImageFacts:
+    return corrupt(
+        f"decompression bomb: {width}x{height} = {width * height:,} pixels exceeds the limit of "
+        f"{limit:,}; if such images are expected, raise the source's max_image_pixels",
+        width=width,
+        height=height,
+    )
+
+
+def inspect_image(data: bytes, *, verify: VerifyLevel, max_pixels: int) -> ImageFacts:
+    """Inspect one image file's bytes.
+
+    ``verify``: ``full`` decodes every pixel (a truncated JPEG is caught) and computes the
+    perceptual hash; ``header`` reads the header only; ``none`` does not parse the file.
+    """
+    if not data:
+        return corrupt("empty file (0 bytes)")
+    if verify == "none":
+        return ImageFacts(status="ok")
+    known: dict[str, object] = {}
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            known = {"format": image.format, "mode": image.mode}
+            if width * height > max_pixels:
+                return _bomb(width, height, max_pixels)
+            orientation = int(image.getexif().get(EXIF_ORIENTATION, 1) or 1)
+            if orientation in TRANSPOSING_ORIENTATIONS:
+                width, height = height, width
+            known.update(
+                width=width,
+                height=height,
+                frames=int(getattr(image, "n_frames", 1)),
+                orientation=orientation,
+            )
+            phash = None
+            if verify == "full":
+                image.load()
+                shown = ImageOps.exif_transpose(image) if orientation != 1 else image
+                phash = str(imagehash.phash(shown))
+            return ImageFacts(status="ok", phash=phash, **known)  # type: ignore[arg-type]
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        return corrupt(
+            f"decompression bomb: {exc} Raise the source's max_image_pixels if such "
+            "images are expected.",
+            **known,
+        )
+    except UnidentifiedImageError:
+        return corrupt("not an image: Pillow cannot identify the file's format")
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
+        what = known.get("format") or "image"
+        return corrupt(f"cannot decode {what}: {exc}", **known)

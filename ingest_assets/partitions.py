@@ -1,0 +1,7 @@
+"""Partition sets (DESIGN §4). All dynamic: partitions appear as data arrives."""
+
+from dagster import DynamicPartitionsDefinition
+
+#: One partition per batch of claimed objects, keyed ``<source>_<6-digit seq>``.
+BATCHES = "batches"
+batches = DynamicPartitionsDefinition(name=BATCHES)

@@ -1,0 +1,65 @@
+"""The project's own exceptions. Provider errors are translated into these at the store boundary.
+
+BucketlakeError
+├── ConfigError                 the project config is invalid (field, value, what is allowed)
+├── StoreError                  an object store refused or failed (names store, bucket, key)
+│   ├── ObjectNotFound
+│   ├── AccessDenied
+│   ├── BadCredentials
+│   ├── PreconditionFailed      a create-only or conditional write lost to another writer
+│   ├── InvalidKey              a key that could escape its root (``..``, absolute, NUL)
+│   └── TransientStoreError     timeouts, 5xx, throttling: worth retrying
+└── LakeError                   the lake's table contract was violated or cannot be met
+    └── LeaseHeld               another live writer holds the partition (or claim) lease
+"""
+
+from __future__ import annotations
+
+
+class BucketlakeError(Exception):
+    """Base of every error Bucketlake raises on purpose."""
+
+
+class ConfigError(BucketlakeError):
+    """The project configuration is invalid."""
+
+
+class StoreError(BucketlakeError):
+    """An object store operation failed; the message names the store, bucket and key."""
+
+    def __init__(self, message: str, *, store: str = "", key: str | None = None) -> None:
+        super().__init__(message)
+        self.store = store
+        self.key = key
+
+
+class ObjectNotFound(StoreError):
+    pass
+
+
+class AccessDenied(StoreError):
+    pass
+
+
+class BadCredentials(StoreError):
+    pass
+
+
+class PreconditionFailed(StoreError):
+    pass
+
+
+class InvalidKey(StoreError):
+    pass
+
+
+class TransientStoreError(StoreError):
+    pass
+
+
+class LakeError(BucketlakeError):
+    """The lake's storage contract cannot be met (a missing or inconsistent table)."""
+
+
+class LeaseHeld(LakeError):
+    """Another live writer holds the lease."""

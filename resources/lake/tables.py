@@ -1,0 +1,361 @@
+"""Parquet tables in the lake with commit markers, chunked checkpoints and resume (DESIGN §5).
+
+Layout of one table (one asset, one partition)::
+
+    <asset>/<partition>/_COMMITTED              JSON, written last: the files that make the table
+    <asset>/<partition>/_LEASE                  the live writer's lease
+    <asset>/<partition>/<attempt>/_ATTEMPT.json fingerprint and run of one write attempt
+    <asset>/<partition>/<attempt>/part-<n>.parquet
+
+Each write attempt has its own folder, so a re-run never overwrites a file that the current
+marker lists: readers of the old table keep seeing the old table until the new marker lands.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from resources.errors import LakeError, ObjectNotFound
+from resources.lake.lease import Lease
+from resources.stores.base import ObjectStore, check_key
+
+MARKER = "_COMMITTED"
+LEASE = "_LEASE"
+ATTEMPT = "_ATTEMPT.json"
+PART_RE = re.compile(r"^part-(\d{5})\.parquet$")
+META_FINGERPRINT = b"bucketlake.fingerprint"
+META_INPUT_START = b"bucketlake.input_start"
+META_INPUT_END = b"bucketlake.input_end"
+
+
+def _schema_to_text(schema: pa.Schema) -> str:
+    return base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
+
+
+def _schema_from_text(text: str) -> pa.Schema:
+    return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(text)))
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A committed table: the marker's content."""
+
+    files: list[dict[str, Any]]
+    rows: int
+    schema: pa.Schema
+    run_id: str
+    time: float
+    fingerprint: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {
+                "files": self.files,
+                "rows": self.rows,
+                "schema": [{"name": f.name, "type": str(f.type)} for f in self.schema],
+                "arrow_schema": _schema_to_text(self.schema),
+                "run_id": self.run_id,
+                "time": self.time,
+                "fingerprint": self.fingerprint,
+                **self.extra,
+            },
+            indent=1,
+        ).encode()
+
+    @staticmethod
+    def from_json(data: bytes) -> Commit:
+        raw = json.loads(data)
+        known = {"files", "rows", "schema", "arrow_schema", "run_id", "time", "fingerprint"}
+        return Commit(
+            files=raw["files"],
+            rows=raw["rows"],
+            schema=_schema_from_text(raw["arrow_schema"]),
+            run_id=raw["run_id"],
+            time=raw["time"],
+            fingerprint=raw["fingerprint"],
+            extra={k: v for k, v in raw.items() if k not in known},
+        )
+
+
+def _strip(table: pa.Table) -> pa.Table:
+    return table.replace_schema_metadata(None)
+
+
+def _parquet_bytes(table: pa.Table, metadata: dict[bytes, bytes] | None = None) -> bytes:
+    if metadata:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+class Lake:
+    """Tables under one root store."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+
+    # -- names -----------------------------------------------------------------------------
+    @staticmethod
+    def table_prefix(asset: str, partition: str) -> str:
+        check_key(f"{asset}/{partition}")
+        return f"{asset}/{partition}/"
+
+    def table_uri(self, asset: str, partition: str) -> str:
+        return self.store.uri(self.table_prefix(asset, partition) + MARKER).removesuffix(MARKER)
+
+    # -- reading ---------------------------------------------------------------------------
+    def read_commit(self, asset: str, partition: str) -> Commit | None:
+        try:
+            data = self.store.get(self.table_prefix(asset, partition) + MARKER)
+        except ObjectNotFound:
+            return None
+        return Commit.from_json(data)
+
+    def is_committed(self, asset: str, partition: str) -> bool:
+        return self.store.exists(self.table_prefix(asset, partition) + MARKER)
+
+    def read_table(
+        self, asset: str, partition: str, columns: Sequence[str] | None = None
+    ) -> pa.Table:
+        """Read exactly the files the marker lists. Raises LakeError if nothing is committed."""
+        for _ in range(3):
+            commit = self.read_commit(asset, partition)
+            if commit is None:
+                raise LakeError(
+                    f"{asset} has no committed table for partition {partition!r} in "
+                    f"{self.store.name}; materialize {asset} for that partition first"
+                )
+            try:
+                return self._read_files(commit, self.table_prefix(asset, partition), columns)
+            except ObjectNotFound:
+                continue  # replaced by a newer commit while reading: read the new marker
+        raise LakeError(f"{asset}/{partition}: the table kept changing while being read")
+
+    def _read_files(self, commit: Commit, prefix: str, columns: Sequence[str] | None) -> pa.Table:
+        schema = commit.schema
+        if columns is not None:
+            schema = pa.schema([schema.field(c) for c in columns])
+        tables = [
+            _strip(
+                pq.read_table(
+                    pa.BufferReader(self.store.get(prefix + f["path"])),
+                    columns=list(columns) if columns is not None else None,
+                )
+            )
+            for f in commit.files
+        ]
+        if not tables:
+            return schema.empty_table()
+        return pa.concat_tables(tables).cast(schema)
+
+    def read_current(
+        self, asset: str, partitions: Sequence[str], columns: Sequence[str] | None = None
+    ) -> pa.Table:
+        """The current view: the latest committed row per ``item_id``, partitions taken in the
+        order given (later partitions win). Partitions without a commit are skipped."""
+        tables = []
+        for partition in partitions:
+            if self.is_committed(asset, partition):
+                tables.append(self.read_table(asset, partition, columns))
+        if not tables:
+            raise LakeError(f"{asset} has no committed partitions among {len(partitions)} given")
+        table = pa.concat_tables(tables)
+        order = pa.array(range(table.num_rows), type=pa.int64())
+        latest = (
+            table.select(["item_id"])
+            .append_column("__order", order)
+            .group_by("item_id", use_threads=False)
+            .aggregate([("__order", "max")])
+        )
+        rows = latest.column("__order_max")
+        return table.take(pc.take(rows, pc.sort_indices(rows)))
+
+    # -- writing ---------------------------------------------------------------------------
+    def writer(
+        self, asset: str, partition: str, *, fingerprint: str, run_id: str
+    ) -> PartitionWriter:
+        return PartitionWriter(self, asset, partition, fingerprint=fingerprint, run_id=run_id)
+
+
+@dataclass
+class _Chunk:
+    path: str
+    size: int
+    rows: int
+    input_start: int
+    input_end: int
+
+
+class PartitionWriter:
+    """Writes one partition's table in chunks under a lease, resuming an interrupted attempt
+    with the same fingerprint, and makes it visible with one marker write.
+
+    Usage::
+
+        with lake.writer("dataset_items", "src_000001", fingerprint=fp, run_id=rid) as w:
+            for start in range(w.resume_from, n, step):
+                w.write_chunk(rows_for(start, step), input_end=min(start + step, n))
+            w.commit(schema)
+    """
+
+    def __init__(
+        self, lake: Lake, asset: str, partition: str, *, fingerprint: str, run_id: str
+    ) -> None:
+        self.lake = lake
+        self.store = lake.store
+        self.asset = asset
+        self.partition = partition
+        self.prefix = Lake.table_prefix(asset, partition)
+        self.fingerprint = fingerprint
+        self.run_id = run_id
+        self.lease = Lease(self.store, self.prefix + LEASE, owner=f"run {run_id}")
+        self.attempt = ""
+        self.chunks: list[_Chunk] = []
+        self.resumed_rows = 0
+        self.committed: Commit | None = None
+
+    @property
+    def resume_from(self) -> int:
+        """The input index after the last complete chunk (0 for a fresh attempt)."""
+        return self.chunks[-1].input_end if self.chunks else 0
+
+    @property
+    def rows_written(self) -> int:
+        return sum(c.rows for c in self.chunks)
+
+    def __enter__(self) -> PartitionWriter:
+        self.lease.acquire()
+        try:
+            self._resume_or_start()
+        except BaseException:
+            self.lease.release()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.lease.release()
+
+    def _attempt_files(self) -> dict[str, list[tuple[str, int]]]:
+        by_attempt: dict[str, list[tuple[str, int]]] = {}
+        for page in self.store.list_objects(self.prefix):
+            for info in page:
+                rel = info.key[len(self.prefix) :]
+                if "/" in rel:
+                    attempt, name = rel.split("/", 1)
+                    by_attempt.setdefault(attempt, []).append((name, info.size))
+        return by_attempt
+
+    def _resume_or_start(self) -> None:
+        current = self.lake.read_commit(self.asset, self.partition)
+        live = {f["path"].split("/", 1)[0] for f in current.files} if current else set()
+        best: tuple[str, list[_Chunk]] | None = None
+        for attempt, files in self._attempt_files().items():
+            if attempt in live:
+                continue
+            chunks = self._complete_chunks(attempt, files)
+            if chunks is not None and (best is None or len(chunks) > len(best[1])):
+                best = (attempt, chunks)
+        if best is not None:
+            self.attempt, self.chunks = best
+            self.resumed_rows = self.resume_from
+            return
+        self.attempt = f"w-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        record = {"fingerprint": self.fingerprint, "run_id": self.run_id, "started": time.time()}
+        self.store.put(self.prefix + f"{self.attempt}/{ATTEMPT}", json.dumps(record).encode())
+
+    def _complete_chunks(self, attempt: str, files: list[tuple[str, int]]) -> list[_Chunk] | None:
+        """The attempt's contiguous run of valid chunks, or None if it cannot be resumed."""
+        names = dict(files)
+        try:
+            record = json.loads(self.store.get(self.prefix + f"{attempt}/{ATTEMPT}"))
+        except (ObjectNotFound, ValueError):
+            return None
+        if record.get("fingerprint") != self.fingerprint:
+            return None
+        chunks: list[_Chunk] = []
+        numbers = sorted(int(m.group(1)) for n in names if (m := PART_RE.match(n)))
+        for expected, number in enumerate(numbers):
+            if number != expected:
+                break
+            path = f"{attempt}/part-{number:05d}.parquet"
+            meta = pq.read_metadata(pa.BufferReader(self.store.get(self.prefix + path)))
+            kv = meta.metadata or {}
+            start = int(kv.get(META_INPUT_START, b"-1"))
+            if kv.get(META_FINGERPRINT) != self.fingerprint.encode() or start != (
+                chunks[-1].input_end if chunks else 0
+            ):
+                break
+            chunks.append(
+                _Chunk(
+                    path,
+                    names[f"part-{number:05d}.parquet"],
+                    meta.num_rows,
+                    start,
+                    int(kv[META_INPUT_END]),
+                )
+            )
+        return chunks
+
+    def write_chunk(self, table: pa.Table, *, input_end: int) -> None:
+        """Write the next chunk: the rows for inputs ``[resume_from, input_end)``."""
+        start = self.resume_from
+        if input_end <= start and table.num_rows:
+            raise LakeError(f"chunk input range [{start}, {input_end}) is empty")
+        number = len(self.chunks)
+        path = f"{self.attempt}/part-{number:05d}.parquet"
+        data = _parquet_bytes(
+            table,
+            {
+                META_FINGERPRINT: self.fingerprint.encode(),
+                META_INPUT_START: str(start).encode(),
+                META_INPUT_END: str(input_end).encode(),
+            },
+        )
+        self.store.put(self.prefix + path, data)
+        self.chunks.append(_Chunk(path, len(data), table.num_rows, start, input_end))
+
+    def iter_chunks(self, columns: Sequence[str] | None = None) -> Iterator[pa.Table]:
+        """The rows already written by this attempt (resumed chunks included), chunk by chunk."""
+        for chunk in list(self.chunks):
+            data = self.store.get(self.prefix + chunk.path)
+            cols = list(columns) if columns is not None else None
+            yield _strip(pq.read_table(pa.BufferReader(data), columns=cols))
+
+    def commit(self, schema: pa.Schema, **extra: Any) -> Commit:
+        """Write the marker (the table becomes visible), then remove superseded attempts."""
+        commit = Commit(
+            files=[{"path": c.path, "size": c.size, "rows": c.rows} for c in self.chunks],
+            rows=self.rows_written,
+            schema=schema,
+            run_id=self.run_id,
+            time=time.time(),
+            fingerprint=self.fingerprint,
+            extra={"resumed_rows": self.resumed_rows, **extra},
+        )
+        self.store.put(self.prefix + MARKER, commit.to_json())
+        self.committed = commit
+        for attempt, files in self._attempt_files().items():
+            if attempt != self.attempt:
+                for name, _size in files:
+                    self.store.delete(self.prefix + f"{attempt}/{name}")
+        return commit

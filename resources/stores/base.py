@@ -1,0 +1,114 @@
+"""The object-store interface shared by sources and the lake.
+
+Keys are always relative to the store's root (a folder, or a bucket plus prefix), use ``/`` as the
+separator, and are data, never paths: :func:`check_key` refuses anything that could leave the root.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from resources.errors import InvalidKey
+
+DEFAULT_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One object version: its key, size and the provider's change token."""
+
+    key: str
+    size: int
+    change_token: str
+    last_modified: datetime
+    content_type: str | None = None
+
+
+def check_key(key: str, *, store: str = "") -> str:
+    """Return ``key`` if it is a safe relative key, else raise :class:`InvalidKey`."""
+    if not key:
+        raise InvalidKey(f"{store}: an empty object key is not allowed", store=store, key=key)
+    if "\x00" in key or "\\" in key:
+        raise InvalidKey(
+            f"{store}: key {key!r} contains a NUL or backslash character; keys use '/' only",
+            store=store,
+            key=key,
+        )
+    if key.startswith("/"):
+        raise InvalidKey(
+            f"{store}: key {key!r} is absolute; keys are relative to the root", store=store, key=key
+        )
+    if any(part in ("", ".", "..") for part in key.split("/")):
+        raise InvalidKey(
+            f"{store}: key {key!r} has an empty, '.' or '..' segment and could name a place "
+            "outside the store's root; it is refused",
+            store=store,
+            key=key,
+        )
+    return key
+
+
+class ObjectStore(abc.ABC):
+    """A flat namespace of objects under one root, listed in lexicographic key order."""
+
+    #: A short human name used in messages, e.g. ``local folder /data/inbox`` or ``s3://bucket/p``.
+    name: str
+
+    @abc.abstractmethod
+    def list_page(
+        self, prefix: str = "", start_after: str = "", page_size: int = DEFAULT_PAGE_SIZE
+    ) -> list[ObjectInfo]:
+        """Return up to ``page_size`` objects whose key starts with ``prefix`` and sorts after
+        ``start_after``, in lexicographic key order. An empty list means the listing is done."""
+
+    def list_objects(
+        self, prefix: str = "", start_after: str = "", page_size: int = DEFAULT_PAGE_SIZE
+    ) -> Iterator[list[ObjectInfo]]:
+        """Yield every page of the listing, resuming after ``start_after``."""
+        cursor = start_after
+        while True:
+            page = self.list_page(prefix, cursor, page_size)
+            if not page:
+                return
+            yield page
+            cursor = page[-1].key
+            if len(page) < page_size:
+                return
+
+    @abc.abstractmethod
+    def head(self, key: str) -> ObjectInfo:
+        """Return the object's info, or raise ObjectNotFound."""
+
+    @abc.abstractmethod
+    def get(self, key: str) -> bytes:
+        """Return the object's bytes, or raise ObjectNotFound."""
+
+    @abc.abstractmethod
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """Return at most ``length`` bytes starting at ``start``."""
+
+    @abc.abstractmethod
+    def put(self, key: str, data: bytes, *, create_only: bool = False) -> ObjectInfo:
+        """Write the object whole (readers never see part of it). With ``create_only`` an
+        existing object makes it raise PreconditionFailed and leaves that object untouched."""
+
+    @abc.abstractmethod
+    def delete(self, key: str, *, if_token: str | None = None) -> None:
+        """Delete the object; a missing object is not an error. With ``if_token`` the object is
+        deleted only while its change token still equals it (else PreconditionFailed)."""
+
+    def exists(self, key: str) -> bool:
+        from resources.errors import ObjectNotFound
+
+        try:
+            self.head(key)
+        except ObjectNotFound:
+            return False
+        return True
+
+    @abc.abstractmethod
+    def uri(self, key: str) -> str:
+        """The object's full URI (``file://``, ``s3://``, ``gs://``, ``https://``)."""

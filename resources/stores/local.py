@@ -1,0 +1,181 @@
+"""A local folder as an object store (sources under ``file://`` and the embedded lake)."""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+from resources.errors import AccessDenied, ObjectNotFound, PreconditionFailed, StoreError
+from resources.stores.base import DEFAULT_PAGE_SIZE, ObjectInfo, ObjectStore, check_key
+
+#: Files this store writes while a put is in flight; never listed, never read as objects.
+TEMP_PREFIX = ".tmp-bucketlake-"
+
+
+def _info(key: str, st: os.stat_result) -> ObjectInfo:
+    return ObjectInfo(
+        key=key,
+        size=st.st_size,
+        change_token=f"{st.st_size}-{st.st_mtime_ns}",
+        last_modified=datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=UTC),
+        content_type=mimetypes.guess_type(key)[0],
+    )
+
+
+class LocalFolderStore(ObjectStore):
+    """Objects are the regular files under ``root``; keys are their relative POSIX paths.
+
+    Listing walks the tree in the order an S3 listing would give (keys compared as strings,
+    a folder sorting as its name plus ``/``), so ``start_after`` cursors work as they do on S3.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).absolute()
+        self.name = f"local folder {self.root}"
+
+    # -- paths -----------------------------------------------------------------------------
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key, store=self.name)
+
+    def uri(self, key: str) -> str:
+        return "file://" + quote(str(self._path(key)))
+
+    # -- listing ---------------------------------------------------------------------------
+    def list_page(
+        self, prefix: str = "", start_after: str = "", page_size: int = DEFAULT_PAGE_SIZE
+    ) -> list[ObjectInfo]:
+        page: list[ObjectInfo] = []
+        if not self.root.is_dir():
+            return page
+        for info in self._walk(self.root, "", prefix, start_after):
+            page.append(info)
+            if len(page) >= page_size:
+                break
+        return page
+
+    def _walk(self, folder: Path, rel: str, prefix: str, start_after: str) -> Iterator[ObjectInfo]:
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            return
+        except PermissionError as exc:
+            raise AccessDenied(
+                f"{self.name}: cannot list {folder}: {exc}", store=self.name
+            ) from exc
+        named: list[tuple[str, os.DirEntry[str], bool]] = []
+        for entry in entries:
+            if entry.name.startswith(TEMP_PREFIX):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                named.append((entry.name + "/", entry, True))
+            elif entry.is_file():
+                named.append((entry.name, entry, False))
+        named.sort(key=lambda item: item[0])
+        for name, entry, is_dir in named:
+            key = rel + name
+            if is_dir:
+                if not (key.startswith(prefix) or prefix.startswith(key)):
+                    continue
+                if key < start_after and not start_after.startswith(key):
+                    continue  # every key below sorts before the cursor
+                yield from self._walk(Path(entry.path), key, prefix, start_after)
+            elif key.startswith(prefix) and key > start_after:
+                try:
+                    yield _info(key, entry.stat())
+                except FileNotFoundError:
+                    continue  # deleted while listing
+
+    # -- objects ---------------------------------------------------------------------------
+    def head(self, key: str) -> ObjectInfo:
+        path = self._path(key)
+        try:
+            st = path.stat()
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(
+                f"{self.name}: no object {key!r}", store=self.name, key=key
+            ) from exc
+        if not path.is_file():
+            raise ObjectNotFound(f"{self.name}: {key!r} is not a file", store=self.name, key=key)
+        return _info(key, st)
+
+    def _read(self, key: str, start: int = 0, length: int | None = None) -> bytes:
+        path = self._path(key)
+        try:
+            with open(path, "rb") as handle:
+                if start:
+                    handle.seek(start)
+                return handle.read() if length is None else handle.read(length)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+            raise ObjectNotFound(
+                f"{self.name}: no object {key!r}", store=self.name, key=key
+            ) from exc
+        except PermissionError as exc:
+            raise AccessDenied(
+                f"{self.name}: permission denied reading {key!r}; check the file's permissions",
+                store=self.name,
+                key=key,
+            ) from exc
+
+    def get(self, key: str) -> bytes:
+        return self._read(key)
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        return self._read(key, start, length)
+
+    def put(self, key: str, data: bytes, *, create_only: bool = False) -> ObjectInfo:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if create_only:
+                try:
+                    os.link(tmp, path)  # atomic, and fails if the key exists
+                except FileExistsError as exc:
+                    raise PreconditionFailed(
+                        f"{self.name}: {key!r} already exists (create-only write refused)",
+                        store=self.name,
+                        key=key,
+                    ) from exc
+            else:
+                os.replace(tmp, path)
+        except PermissionError as exc:
+            raise AccessDenied(
+                f"{self.name}: permission denied writing {key!r}", store=self.name, key=key
+            ) from exc
+        except OSError as exc:
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(
+                f"{self.name}: cannot write {key!r}: {exc}", store=self.name, key=key
+            ) from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+        return _info(key, path.stat())
+
+    def delete(self, key: str, *, if_token: str | None = None) -> None:
+        path = self._path(key)
+        if if_token is not None:
+            try:
+                current = self.head(key).change_token
+            except ObjectNotFound:
+                raise PreconditionFailed(
+                    f"{self.name}: {key!r} is gone; conditional delete refused",
+                    store=self.name,
+                    key=key,
+                ) from None
+            if current != if_token:
+                raise PreconditionFailed(
+                    f"{self.name}: {key!r} changed ({current} != {if_token}); delete refused",
+                    store=self.name,
+                    key=key,
+                )
+        path.unlink(missing_ok=True)

@@ -1,0 +1,1 @@
+"""Claiming new bucket objects into batches, and the sensors that do it on a schedule."""
