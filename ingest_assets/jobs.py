@@ -4,7 +4,6 @@ from dagster import AssetSelection, define_asset_job, in_process_executor
 
 from ingest_assets.assets.dataset_items import dataset_items
 from ingest_assets.assets.raw_items import raw_items
-from ingest_assets.partitions import batches
 
 INGEST_JOB = "ingest_job"
 
@@ -13,7 +12,6 @@ INGEST_JOB = "ingest_job"
 ingest_job = define_asset_job(
     INGEST_JOB,
     selection=AssetSelection.assets(raw_items, dataset_items),
-    partitions_def=batches,
     executor_def=in_process_executor,
     description="Takes one batch from claimed objects to dataset items.",
 )

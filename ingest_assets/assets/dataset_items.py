@@ -107,7 +107,7 @@ def dataset_items(
     log = context.log
 
     with (
-        lake.writer(ASSET, batch, fingerprint=fingerprint, run_id=context.run_id) as writer,
+        lake.writer(ASSET, batch, fingerprint=fingerprint, run_id=context.run.run_id) as writer,
         ThreadPoolExecutor(workers, thread_name_prefix="items") as pool,
     ):
         preview: list[dict[str, Any]] = []

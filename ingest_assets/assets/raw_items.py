@@ -42,7 +42,7 @@ def raw_items(
     ids = [item_id(source, k) for k in table.column("key").to_pylist()]
     table = table.add_column(0, "item_id", pa.array(ids, type=pa.string()))
     fingerprint = hashlib.sha256(data).hexdigest()
-    with lake.writer(ASSET, batch, fingerprint=fingerprint, run_id=context.run_id) as writer:
+    with lake.writer(ASSET, batch, fingerprint=fingerprint, run_id=context.run.run_id) as writer:
         if table.num_rows:
             writer.write_chunk(table, input_end=table.num_rows)
         writer.commit(table.schema)

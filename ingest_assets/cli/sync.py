@@ -64,7 +64,7 @@ def claim_waiting(claimer: Claimer, registered: set[str]) -> ClaimResult:
         except LeaseHeld:
             if time.monotonic() > waited_until:
                 raise
-            time.sleep(0.5)
+            time.sleep(0.1)
 
 
 def batches_to_heal(

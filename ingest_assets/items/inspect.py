@@ -71,10 +71,13 @@ def inspect_image(data: bytes, *, verify: VerifyLevel, max_pixels: int) -> Image
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
-            known = {"format": image.format, "mode": image.mode}
+            known = {"format": image.format, "mode": image.mode, "width": width, "height": height}
             if width * height > max_pixels:
                 return _bomb(width, height, max_pixels)
-            orientation = int(image.getexif().get(EXIF_ORIENTATION, 1) or 1)
+            # PngImageFile.getexif decodes every pixel to look for an eXIf chunk after them;
+            # a header check reads only what precedes the pixels (eXIf, XMP), as for JPEG.
+            exif = Image.Image.getexif(image) if verify == "header" else image.getexif()
+            orientation = int(exif.get(EXIF_ORIENTATION, 1) or 1)
             if orientation in TRANSPOSING_ORIENTATIONS:
                 width, height = height, width
             known.update(

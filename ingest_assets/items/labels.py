@@ -26,7 +26,7 @@ SPLIT_FOLDERS: dict[str, Split] = {"training": "train", "testing": "test"}
 def deterministic_split(item_id: str, test_fraction: float) -> Split:
     """``test`` for a stable ``test_fraction`` share of item ids, ``train`` for the rest."""
     digest = hashlib.sha256(b"split\x00" + item_id.encode("ascii")).digest()
-    position = int.from_bytes(digest[:8], "big") / 2**64
+    position = (int.from_bytes(digest[:8], "big") >> 11) / 2**53  # exact in a float: < 1.0
     return "test" if position < test_fraction else "train"
 
 
