@@ -167,7 +167,7 @@ def parse_config(data: Any, *, origin: str, base_dir: Path, path: Path | None) -
 
 def config_file(cwd: Path | None = None) -> Path | None:
     """The config file in force: ``$BUCKETLAKE_CONFIG``, else ``bucketlake.yaml`` if present."""
-    named = os.environ.get(CONFIG_ENV)
+    named = os.environ.get(CONFIG_ENV) or None
     if named:
         path = Path(named)
         if not path.is_file():

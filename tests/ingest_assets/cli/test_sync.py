@@ -1,0 +1,168 @@
+"""``bucketlake sync`` and the ``dagster`` CLI on the project's instance, as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+from ingest_assets.cli.instance import ensure_dagster_home
+from resources.lake.tables import Lake
+from resources.stores.local import LocalFolderStore
+from sensors.claiming import Claimer
+from tests.conftest import Project
+from tests.images import write_image
+
+BIN = Path(sys.executable).parent
+
+
+def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME",)}
+    environment.update(env)
+    return subprocess.run(
+        args, cwd=cwd, env=environment, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def sync(project: Project, *extra: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return run([str(BIN / "bucketlake"), "sync", *extra], project.root, **env)
+
+
+def seed(project: Project, n: int = 4) -> None:
+    for i in range(n):
+        write_image(project.inbox / ("cats" if i % 2 else "dogs") / f"{i}.jpg", seed=i)
+
+
+def runs(project: Project) -> list:
+    with DagsterInstance.from_config(str(project.config.dagster_home_path)) as instance:
+        return list(instance.get_runs(RunsFilter(job_name="ingest_job")))
+
+
+def test_sync_claims_runs_and_reports(project: Project) -> None:
+    seed(project, 5)
+    (project.inbox / "cats" / "broken.jpg").write_bytes(b"not a jpeg")
+
+    first = sync(project)
+    second = sync(project)
+
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "inbox: 6 objects listed, 6 new object versions in 1 new batches" in first.stdout
+    assert "inbox_000001: 6 items (5 ok, 1 corrupt)" in first.stdout
+    assert "sync: 6 new object versions in 1 batches; 1 runs, 0 failed" in first.stdout
+    assert str(project.root / "lake" / "dataset_items") in first.stdout
+    assert second.returncode == 0
+    assert "0 new object versions in 0 new batches" in second.stdout
+    assert project.lake.read_table("dataset_items", "inbox_000001").num_rows == 6
+    (ingest,) = runs(project)  # the run shows in the instance the UI reads
+    assert ingest.status == DagsterRunStatus.SUCCESS
+    assert ingest.tags["dagster/partition"] == "inbox_000001"
+    assert ingest.tags["bucketlake/source"] == "inbox"
+
+
+def test_sync_closes_small_batches_and_splits_big_ones(project: Project) -> None:
+    project.write_config(batch_size=3, min_batch_size=3, max_batch_wait_seconds=3600)
+    seed(project, 7)
+
+    result = sync(project, "--jobs", "2")
+
+    assert result.returncode == 0, result.stderr
+    assert "7 new object versions in 3 new batches" in result.stdout
+    counts = [
+        project.lake.read_table("dataset_items", f"inbox_00000{i}").num_rows for i in (1, 2, 3)
+    ]
+    assert counts == [3, 3, 1]
+    assert len(runs(project)) == 3
+
+
+def test_sync_exits_non_zero_when_a_run_fails(project: Project) -> None:
+    project.write_config(ignore_errors=False)
+    seed(project, 2)
+    (project.inbox / "dogs" / "empty.jpg").write_bytes(b"")
+
+    result = sync(project)
+
+    assert result.returncode == 1
+    assert "inbox_000001: FAILED" in result.stdout
+    assert "'dogs/empty.jpg'" in result.stdout and "empty file" in result.stdout
+    assert "1 runs, 1 failed" in result.stdout
+    (failed,) = runs(project)
+    assert failed.status == DagsterRunStatus.FAILURE
+
+
+def test_sync_runs_batches_that_were_claimed_but_never_ingested(project: Project) -> None:
+    seed(project, 3)
+    home = ensure_dagster_home(project.config)
+    Claimer(
+        project.config.source("inbox"),
+        LocalFolderStore(project.inbox),
+        LocalFolderStore(project.root / "lake"),
+        claimer="a sensor whose run never started",
+    ).claim(registered=set(), close_all=True)
+    with DagsterInstance.from_config(str(home)) as instance:
+        instance.add_dynamic_partitions("batches", ["inbox_000001"])
+
+    result = sync(project)
+
+    assert result.returncode == 0, result.stderr
+    assert "1 unfinished batches to run again" in result.stdout
+    assert project.lake.is_committed("dataset_items", "inbox_000001")
+
+
+def test_sync_with_a_bad_config_prints_one_clear_line(project: Project) -> None:
+    project.write_config(label_strategy="by-folder")
+
+    result = sync(project)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("bucketlake: error: ")
+    assert "sources[0].label_strategy" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_sync_warns_when_dagster_home_points_elsewhere(project: Project, tmp_path: Path) -> None:
+    seed(project, 1)
+    result = sync(project, DAGSTER_HOME=str(tmp_path / "elsewhere"))
+    assert result.returncode == 0
+    assert (
+        "warning: DAGSTER_HOME=" in result.stderr
+        and "using the project's instance" in result.stderr
+    )
+    assert len(runs(project)) == 1
+
+
+def test_dagster_cli_materializes_a_batch_on_the_embedded_default(tmp_path: Path) -> None:
+    """The README's commands, on the embedded default (no config file)."""
+    root = tmp_path / "embedded"
+    for i in range(3):
+        write_image(root / ".bucketlake" / "inbox" / "birds" / f"{i}.png", fmt="PNG", seed=i)
+    env = {"BUCKETLAKE_CONFIG": ""}
+    assert run([str(BIN / "bucketlake"), "sync"], root, **env).returncode == 0
+    home = run([str(BIN / "bucketlake"), "home"], root, **env).stdout.strip()
+    assert home == str(root / ".bucketlake" / "dagster_home")
+    lake = Lake(LocalFolderStore(root / ".bucketlake" / "lake"))
+    before = lake.read_commit("dataset_items", "inbox_000001")
+
+    result = run(
+        [
+            str(BIN / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "ingest_assets.definitions",
+            "--select",
+            "raw_items,dataset_items",
+            "--partition",
+            "inbox_000001",
+        ],
+        root,
+        DAGSTER_HOME=home,
+        **env,
+    )
+
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    after = lake.read_commit("dataset_items", "inbox_000001")
+    assert before is not None and after is not None
+    assert after.run_id != before.run_id and after.rows == 3
+    assert lake.read_table("dataset_items", "inbox_000001")["label"].to_pylist() == ["birds"] * 3

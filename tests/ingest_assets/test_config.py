@@ -1,0 +1,108 @@
+"""Config loading: errors name the field, the value and what is allowed; the embedded default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ingest_assets.config import load_config
+from resources.errors import ConfigError
+
+
+def write(tmp_path: Path, body: object) -> Path:
+    path = tmp_path / "bucketlake.yaml"
+    path.write_text(yaml.safe_dump(body) if not isinstance(body, str) else body, encoding="utf-8")
+    return path
+
+
+def error_for(tmp_path: Path, body: object) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, body))
+    return str(caught.value)
+
+
+def source(**fields: object) -> dict[str, object]:
+    return {"lake": "lake", "sources": [{"name": "cams", "uri": "inbox", **fields}]}
+
+
+def test_a_valid_config_resolves_paths_against_its_folder(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, source(label_strategy="filename", batch_size=50)))
+    (cams,) = config.sources
+    assert (cams.label_strategy, cams.batch_size, cams.test_fraction) == ("filename", 50, 0.2)
+    assert config.resolve(config.lake) == str(tmp_path / "lake")
+    assert config.dagster_home_path == tmp_path / ".bucketlake/dagster_home"
+    assert config.resolve("s3://bucket/prefix") == "s3://bucket/prefix"
+
+
+def test_unknown_label_strategy_names_field_value_and_allowed_values(tmp_path: Path) -> None:
+    message = error_for(tmp_path, source(label_strategy="folders"))
+    assert "sources[0].label_strategy" in message
+    assert "'folders'" in message
+    assert "'folder', 'split-folders', 'filename' or 'none'" in message
+    assert str(tmp_path / "bucketlake.yaml") in message
+
+
+def test_source_name_must_fit_dagster_names(tmp_path: Path) -> None:
+    message = error_for(tmp_path, source(name="my-cams"))
+    assert "sources[0].name" in message and "'my-cams'" in message
+    assert "letters, digits and underscores only" in message
+
+
+def test_unknown_key_is_refused(tmp_path: Path) -> None:
+    message = error_for(tmp_path, source(batchsize=10))
+    assert "sources[0].batchsize" in message and "unknown key" in message
+
+
+def test_out_of_range_values(tmp_path: Path) -> None:
+    message = error_for(tmp_path, source(test_fraction=1.5, batch_size=0))
+    assert "sources[0].test_fraction" in message and "1.5" in message
+    assert "sources[0].batch_size" in message
+
+
+def test_min_batch_size_above_batch_size(tmp_path: Path) -> None:
+    message = error_for(tmp_path, source(batch_size=10, min_batch_size=20))
+    assert "min_batch_size (20) must not exceed batch_size (10)" in message
+
+
+def test_missing_lake_and_duplicate_source_names(tmp_path: Path) -> None:
+    assert "lake: Field required" in error_for(tmp_path, {"sources": []})
+    twice = {"lake": "l", "sources": [{"name": "a", "uri": "x"}, {"name": "a", "uri": "y"}]}
+    assert "'a' is used twice" in error_for(tmp_path, twice)
+
+
+def test_not_yaml_and_not_a_mapping(tmp_path: Path) -> None:
+    assert "not valid YAML" in error_for(tmp_path, "lake: [unclosed")
+    assert "expected a mapping" in error_for(tmp_path, "- just\n- a list\n")
+
+
+def test_bucketlake_config_must_name_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BUCKETLAKE_CONFIG", str(tmp_path / "nope.yaml"))
+    with pytest.raises(ConfigError, match="BUCKETLAKE_CONFIG=.*nope.yaml names no file"):
+        load_config()
+
+
+def test_bucketlake_config_points_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, source())
+    monkeypatch.chdir(tmp_path.parent)
+    monkeypatch.setenv("BUCKETLAKE_CONFIG", str(path))
+    assert load_config().sources[0].name == "cams"
+
+
+def test_no_config_file_gives_the_embedded_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BUCKETLAKE_CONFIG", raising=False)
+    config = load_config()
+    assert config.is_embedded
+    assert [s.name for s in config.sources] == ["inbox"]
+    assert config.resolve(config.sources[0].uri) == str(tmp_path / ".bucketlake/inbox")
+    assert config.resolve(config.lake) == str(tmp_path / ".bucketlake/lake")
+    assert config.dagster_home_path == tmp_path / ".bucketlake/dagster_home"
+    assert not (tmp_path / ".bucketlake").exists()  # loading creates nothing
