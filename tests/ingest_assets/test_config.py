@@ -81,7 +81,7 @@ def test_bucketlake_config_must_name_a_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("BUCKETLAKE_CONFIG", str(tmp_path / "nope.yaml"))
-    with pytest.raises(ConfigError, match="BUCKETLAKE_CONFIG=.*nope.yaml names no file"):
+    with pytest.raises(ConfigError, match=r"BUCKETLAKE_CONFIG=.*nope\.yaml names no file"):
         load_config()
 
 
