@@ -9,15 +9,17 @@ would-be successors cannot both take it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import threading
 import time
+import uuid
 from dataclasses import asdict, dataclass
 from types import TracebackType
 
-from resources.errors import LeaseHeld, ObjectNotFound, PreconditionFailed
+from resources.errors import LeaseHeld, ObjectNotFound, PreconditionFailed, StoreError
 from resources.stores.base import ObjectStore
 
 DEFAULT_STALE_AFTER_S = 120.0
@@ -57,6 +59,7 @@ class LeaseHolder:
     """Who holds a lease, as recorded in the lease object."""
 
     owner: str
+    nonce: str  # unique per Lease object: tells two holders in one process apart
     host: str
     pid: int
     pid_start: int | None
@@ -76,6 +79,9 @@ class LeaseHolder:
     def parse(data: bytes) -> LeaseHolder:
         return LeaseHolder(**json.loads(data))
 
+    def held_by(self, lease: Lease) -> bool:
+        return self.nonce == lease.nonce
+
 
 def read_holder(store: ObjectStore, key: str) -> tuple[LeaseHolder, str] | None:
     """The current holder and the lease object's change token, or None if no lease exists."""
@@ -86,7 +92,7 @@ def read_holder(store: ObjectStore, key: str) -> tuple[LeaseHolder, str] | None:
         return None
     except (ValueError, TypeError):
         # A torn or foreign lease object: treat it as dead so it can be taken over.
-        return LeaseHolder("unreadable lease", "", -1, None, 0.0, 0.0), token
+        return LeaseHolder("unreadable lease", "", "", -1, None, 0.0, 0.0), token
 
 
 class Lease:
@@ -110,11 +116,14 @@ class Lease:
         self._thread: threading.Thread | None = None
         self._acquired_at = 0.0
         self.took_over: LeaseHolder | None = None
+        self.nonce = uuid.uuid4().hex
+        self.lost = False
 
     def _record(self) -> bytes:
         pid = os.getpid()
         holder = LeaseHolder(
             owner=self.owner,
+            nonce=self.nonce,
             host=socket.gethostname(),
             pid=pid,
             pid_start=process_start_ticks(pid),
@@ -135,7 +144,7 @@ class Lease:
             if found is None:
                 continue
             holder, token = found
-            mine = holder.host == socket.gethostname() and holder.pid == os.getpid()
+            mine = holder.held_by(self)
             if not mine and holder.is_live(self.stale_after):
                 raise LeaseHeld(
                     f"{self.store.name}: {self.key} is held by {holder.describe()}; "
@@ -155,7 +164,14 @@ class Lease:
 
     def _beat(self) -> None:
         while not self._stop.wait(self.heartbeat_every):
-            self.store.put(self.key, self._record())
+            try:
+                found = read_holder(self.store, self.key)
+                if found is None or not found[0].held_by(self):
+                    self.lost = True  # taken over: the writer finds out before it commits
+                    return
+                self.store.put(self.key, self._record())
+            except StoreError:
+                continue  # the next beat tries again; a stale heartbeat only matters off-host
 
     def release(self) -> None:
         self._stop.set()
@@ -163,8 +179,9 @@ class Lease:
             self._thread.join()
             self._thread = None
         found = read_holder(self.store, self.key)
-        if found is not None and found[0].pid == os.getpid() and found[0].owner == self.owner:
-            self.store.delete(self.key, if_token=found[1])
+        if found is not None and found[0].held_by(self):
+            with contextlib.suppress(PreconditionFailed):
+                self.store.delete(self.key, if_token=found[1])
 
     def __enter__(self) -> Lease:
         return self.acquire()

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from resources.errors import LakeError, ObjectNotFound
-from resources.lake.lease import Lease
+from resources.lake.lease import Lease, read_holder
 from resources.stores.base import ObjectStore, check_key
 
 MARKER = "_COMMITTED"
@@ -64,6 +64,7 @@ class Commit:
     def to_json(self) -> bytes:
         return json.dumps(
             {
+                **self.extra,
                 "files": self.files,
                 "rows": self.rows,
                 "schema": [{"name": f.name, "type": str(f.type)} for f in self.schema],
@@ -71,7 +72,6 @@ class Commit:
                 "run_id": self.run_id,
                 "time": self.time,
                 "fingerprint": self.fingerprint,
-                **self.extra,
             },
             indent=1,
         ).encode()
@@ -277,7 +277,7 @@ class PartitionWriter:
                 best = (attempt, chunks)
         if best is not None:
             self.attempt, self.chunks = best
-            self.resumed_rows = self.resume_from
+            self.resumed_rows = self.rows_written  # rows, not inputs: they may differ
             return
         self.attempt = f"w-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         record = {"fingerprint": self.fingerprint, "run_id": self.run_id, "started": time.time()}
@@ -343,6 +343,12 @@ class PartitionWriter:
 
     def commit(self, schema: pa.Schema, **extra: Any) -> Commit:
         """Write the marker (the table becomes visible), then remove superseded attempts."""
+        holder = read_holder(self.store, self.lease.key)
+        if self.lease.lost or holder is None or not holder[0].held_by(self.lease):
+            raise LakeError(
+                f"{self.asset}/{self.partition}: this writer's lease was taken over by another "
+                "writer (its heartbeat went stale); nothing was committed by this run"
+            )
         commit = Commit(
             files=[{"path": c.path, "size": c.size, "rows": c.rows} for c in self.chunks],
             rows=self.rows_written,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import mimetypes
 import os
 import uuid
@@ -95,7 +97,7 @@ class LocalFolderStore(ObjectStore):
         path = self._path(key)
         try:
             st = path.stat()
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, NotADirectoryError) as exc:  # a file stands where a folder would
             raise ObjectNotFound(
                 f"{self.name}: no object {key!r}", store=self.name, key=key
             ) from exc
@@ -129,10 +131,21 @@ class LocalFolderStore(ObjectStore):
 
     def put(self, key: str, data: bytes, *, create_only: bool = False) -> ObjectInfo:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # e.g. a file stands where a folder of the key would be
+            error = AccessDenied if isinstance(exc, PermissionError) else StoreError
+            raise error(
+                f"{self.name}: cannot write {key!r}: {exc}", store=self.name, key=key
+            ) from exc
         tmp = path.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
         try:
-            with open(tmp, "wb") as handle:
+            try:
+                handle = open(tmp, "wb")  # noqa: SIM115 (closed below)
+            except FileNotFoundError:  # a delete removed the then-empty folder: make it again
+                path.parent.mkdir(parents=True, exist_ok=True)
+                handle = open(tmp, "wb")  # noqa: SIM115
+            with handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -163,19 +176,49 @@ class LocalFolderStore(ObjectStore):
 
     def delete(self, key: str, *, if_token: str | None = None) -> None:
         path = self._path(key)
-        if if_token is not None:
+        with self._folder_lock(path.parent) if if_token is not None else contextlib.nullcontext():
+            if if_token is not None:
+                try:
+                    current = self.head(key).change_token
+                except ObjectNotFound:
+                    raise PreconditionFailed(
+                        f"{self.name}: {key!r} is gone; conditional delete refused",
+                        store=self.name,
+                        key=key,
+                    ) from None
+                if current != if_token:
+                    raise PreconditionFailed(
+                        f"{self.name}: {key!r} changed ({current} != {if_token}); delete refused",
+                        store=self.name,
+                        key=key,
+                    )
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                path.unlink()  # missing, or a file stands where a folder of the key would be
+            self._remove_empty_folders(path.parent)
+
+    def _remove_empty_folders(self, folder: Path) -> None:
+        """Object stores have no folders: one left empty by a delete goes too (not the root)."""
+        while folder != self.root and self.root in folder.parents:
             try:
-                current = self.head(key).change_token
-            except ObjectNotFound:
-                raise PreconditionFailed(
-                    f"{self.name}: {key!r} is gone; conditional delete refused",
-                    store=self.name,
-                    key=key,
-                ) from None
-            if current != if_token:
-                raise PreconditionFailed(
-                    f"{self.name}: {key!r} changed ({current} != {if_token}); delete refused",
-                    store=self.name,
-                    key=key,
-                )
-        path.unlink(missing_ok=True)
+                folder.rmdir()
+            except OSError:
+                return  # not empty (or already gone)
+            folder = folder.parent
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _folder_lock(folder: Path) -> Iterator[None]:
+        """Hold an exclusive lock on ``folder`` against other threads and processes. A file
+        system has no compare-and-delete: without it, two conditional deletes that both saw
+        the old token could remove the object one of them created in between."""
+        try:
+            fd: int | None = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except (FileNotFoundError, NotADirectoryError):
+            fd = None  # no folder, so no object: the token check refuses
+        try:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            if fd is not None:
+                os.close(fd)  # releases the lock
