@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from resources.errors import ConfigError
+from resources.stores.options import StorageOptions
 
 CONFIG_ENV = "BUCKETLAKE_CONFIG"
 DEFAULT_CONFIG_FILE = "bucketlake.yaml"
@@ -28,13 +29,24 @@ DEFAULT_INCLUDE = [f"**/*.{ext}" for ext in IMAGE_EXTENSIONS]
 DEFAULT_EXCLUDE = ["**/.*", "**/.*/**"]
 
 
-class SourceConfig(BaseModel):
+class LakeConfig(StorageOptions):
+    """The lake as a mapping: its URI plus how to reach it."""
+
+    uri: str
+
+
+class SourceConfig(StorageOptions):
     """One place media arrives, and how its objects become items."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     name: str = Field(pattern=r"^[A-Za-z0-9_]+$", description="Part of Dagster names.")
-    uri: str = Field(description="file:///folder, a plain folder path, s3://..., gs://...")
+    uri: str | None = Field(
+        None, description="a folder path, file:///folder, s3://bucket/prefix, gs://bucket/prefix"
+    )
+    manifest: str | None = Field(
+        None,
+        description="a JSONL or CSV file of image_location, reference_id, metadata "
+        "(https://, s3://, gs:// or file://)",
+    )
     label_strategy: LabelStrategy = "folder"
     test_fraction: float = Field(0.2, ge=0.0, le=1.0)
     batch_size: int = Field(1000, ge=1)
@@ -52,6 +64,20 @@ class SourceConfig(BaseModel):
     ignore_errors: bool = True
 
     @model_validator(mode="after")
+    def _one_location(self) -> SourceConfig:
+        if (self.uri is None) == (self.manifest is None):
+            raise ValueError(
+                f"source {self.name!r} needs exactly one of 'uri' (a bucket prefix or folder) "
+                "or 'manifest' (a file listing image locations)"
+            )
+        return self
+
+    @property
+    def location(self) -> str:
+        """The URI that names the source in messages."""
+        return self.uri or f"manifest {self.manifest}"
+
+    @model_validator(mode="after")
     def _batch_sizes(self) -> SourceConfig:
         if self.min_batch_size > self.batch_size:
             raise ValueError(
@@ -66,7 +92,10 @@ class BucketlakeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    lake: str = Field(description="Root URI of the lake (a local folder, file://, s3://, gs://).")
+    lake: str | LakeConfig = Field(
+        description="Root of the lake: a local folder, file://, s3:// or gs:// URI, or a mapping "
+        "with 'uri' and storage options (endpoint_url, region, credential variables)"
+    )
     sources: list[SourceConfig] = Field(default_factory=list)
     dagster_home: str = Field(
         f"{EMBEDDED_DIR}/dagster_home",
@@ -100,6 +129,14 @@ class BucketlakeConfig(BaseModel):
             return path_or_uri
         path = Path(path_or_uri)
         return str(path if path.is_absolute() else self.base_dir / path)
+
+    @property
+    def lake_uri(self) -> str:
+        return self.resolve(self.lake if isinstance(self.lake, str) else self.lake.uri)
+
+    @property
+    def lake_options(self) -> StorageOptions:
+        return StorageOptions() if isinstance(self.lake, str) else self.lake.storage()
 
     @property
     def dagster_home_path(self) -> Path:

@@ -11,7 +11,7 @@ from pydantic import Field, PrivateAttr
 
 from resources.lake.tables import Lake
 from resources.stores.base import ObjectStore
-from resources.stores.open import open_store
+from resources.stores.open import open_lake_store, open_source_store
 
 if TYPE_CHECKING:
     from ingest_assets.config import BucketlakeConfig
@@ -42,12 +42,11 @@ class BucketlakeResource(ConfigurableResource):  # type: ignore[type-arg]
         return self._config
 
     def lake_store(self) -> ObjectStore:
-        config = self.config()
-        return open_store(config.resolve(config.lake))
+        return open_lake_store(self.config())
 
     def lake(self) -> Lake:
         return Lake(self.lake_store())
 
     def source_store(self, name: str) -> ObjectStore:
         config = self.config()
-        return open_store(config.resolve(config.source(name).uri))
+        return open_source_store(config, config.source(name))

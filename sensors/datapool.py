@@ -34,6 +34,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("last_modified", pa.timestamp("us", tz="UTC")),
         ("content_type", pa.string()),
         ("kind", pa.string()),
+        ("metadata", pa.string()),
     ]
 )
 
@@ -77,6 +78,7 @@ def manifest_bytes(
             "last_modified": [o.last_modified for o in objects],
             "content_type": [o.content_type for o in objects],
             "kind": [object_kind(o.key) for o in objects],
+            "metadata": [o.metadata for o in objects],
         },
         schema=MANIFEST_SCHEMA,
     ).replace_schema_metadata(

@@ -40,7 +40,7 @@ def build_datapool_sensor(
         job=job,
         minimum_interval_seconds=source.poll_seconds,
         default_status=DefaultSensorStatus.RUNNING,
-        description=f"Claims new or changed objects of source {source.name} ({source.uri}) "
+        description=f"Claims new or changed objects of source {source.name} ({source.location}) "
         "into batches and requests one ingest run per batch.",
     )
     def datapool_sensor(
@@ -66,7 +66,7 @@ def build_datapool_sensor(
         new_cursor = json.dumps({"start_after": result.cursor})
         if not result.unregistered:
             reason = (
-                f"no new objects in {source.uri}: {result.listed} listed"
+                f"no new objects in {source.location}: {result.listed} listed"
                 + (f", {result.pending} waiting for a fuller batch" if result.pending else "")
                 + ("" if result.exhausted else ", listing continues next tick")
             )

@@ -21,7 +21,7 @@ from ingest_assets.config import BucketlakeConfig, SourceConfig
 from ingest_assets.partitions import BATCHES
 from resources.errors import LeaseHeld
 from resources.lake.tables import Lake
-from resources.stores.open import open_store
+from resources.stores.open import open_lake_store, open_source_store
 from sensors.claiming import Claimer, ClaimResult
 from sensors.datapool import parse_batch_key
 
@@ -116,14 +116,14 @@ def sync(
     say: Callable[[str], None],
 ) -> SyncReport:
     instance = open_instance(config)
-    lake_store = open_store(config.resolve(config.lake))
+    lake_store = open_lake_store(config)
     lake = Lake(lake_store)
     report = SyncReport()
     to_run: list[str] = []
     for source in sources:
         claimer = Claimer(
             source,
-            open_store(config.resolve(source.uri)),
+            open_source_store(config, source),
             lake_store,
             claimer=f"bucketlake sync (pid {os.getpid()})",
         )
@@ -179,7 +179,7 @@ def summary(report: SyncReport, config: BucketlakeConfig) -> str:
         for status, n in outcome.status_counts.items():
             counts[status] = counts.get(status, 0) + n
     bad = sum(n for s, n in counts.items() if s != "ok")
-    lake = open_store(config.resolve(config.lake)).uri("dataset_items")
+    lake = open_lake_store(config).uri("dataset_items")
     lines = [
         f"sync: {report.new_objects} new object versions in {report.new_batches} batches; "
         f"{len(report.outcomes)} runs, {len(report.failed)} failed; "

@@ -77,7 +77,7 @@ def build_item(
         "bytes": raw["size"],
         "label": label,
         "split": split,
-        "metadata": None,
+        "metadata": raw.get("metadata"),
     }
     try:
         data = store.get(key)

@@ -25,6 +25,8 @@ class ObjectInfo:
     change_token: str
     last_modified: datetime
     content_type: str | None = None
+    #: User metadata as a JSON object text (manifest sources carry it per entry).
+    metadata: str | None = None
 
 
 def check_key(key: str, *, store: str = "") -> str:

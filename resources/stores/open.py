@@ -1,15 +1,20 @@
-"""Open an object store from a URI."""
+"""Open the object store a URI names, with the storage options of its source or lake."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 from resources.errors import ConfigError
 from resources.stores.base import ObjectStore
 from resources.stores.local import LocalFolderStore
+from resources.stores.options import StorageOptions
 
-SUPPORTED_SCHEMES = ("file",)
+if TYPE_CHECKING:
+    from ingest_assets.config import BucketlakeConfig, SourceConfig
+
+SUPPORTED_SCHEMES = ("file", "s3", "gs")
 
 
 def local_path(uri: str, base: Path | None = None) -> Path:
@@ -20,12 +25,51 @@ def local_path(uri: str, base: Path | None = None) -> Path:
     return path
 
 
-def open_store(uri: str, *, base: Path | None = None) -> ObjectStore:
-    """Return the store a URI names. Plain paths and ``file://`` URIs are local folders."""
+def split_bucket_uri(uri: str) -> tuple[str, str]:
+    """``("bucket", "prefix/")`` for ``s3://bucket/prefix``; the prefix ends with ``/`` unless
+    empty."""
+    parsed = urlparse(uri)
+    if not parsed.netloc:
+        raise ConfigError(f"{uri!r} names no bucket; write it as {parsed.scheme}://BUCKET/PREFIX")
+    prefix = parsed.path.lstrip("/")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    return parsed.netloc, prefix
+
+
+def open_store(
+    uri: str, options: StorageOptions | None = None, *, base: Path | None = None
+) -> ObjectStore:
+    """The store a URI names: a folder (plain path or ``file://``), ``s3://`` or ``gs://``."""
+    options = options or StorageOptions()
     scheme = urlparse(uri).scheme
     if scheme in ("", "file"):
         return LocalFolderStore(local_path(uri, base))
+    if scheme == "s3":
+        from resources.stores.s3 import S3ObjectStore
+
+        bucket, prefix = split_bucket_uri(uri)
+        return S3ObjectStore.from_options(bucket, prefix, options)
+    if scheme == "gs":
+        from resources.stores.gcs import GCSObjectStore
+
+        bucket, prefix = split_bucket_uri(uri)
+        return GCSObjectStore.from_options(bucket, prefix, options)
     raise ConfigError(
         f"unsupported storage URI {uri!r}: scheme {scheme!r} is not supported; "
-        f"supported schemes are: {', '.join(SUPPORTED_SCHEMES)} (or a plain local path)"
+        f"supported schemes are: {', '.join(SUPPORTED_SCHEMES)} (or a plain local path); "
+        "https:// locations are read through a source's 'manifest'"
     )
+
+
+def open_lake_store(config: BucketlakeConfig) -> ObjectStore:
+    return open_store(config.lake_uri, config.lake_options)
+
+
+def open_source_store(config: BucketlakeConfig, source: SourceConfig) -> ObjectStore:
+    if source.manifest is not None:
+        from resources.stores.manifest import ManifestStore
+
+        return ManifestStore(config.resolve(source.manifest), source.storage())
+    assert source.uri is not None
+    return open_store(config.resolve(source.uri), source.storage())

@@ -31,7 +31,7 @@ def test_a_valid_config_resolves_paths_against_its_folder(tmp_path: Path) -> Non
     config = load_config(write(tmp_path, source(label_strategy="filename", batch_size=50)))
     (cams,) = config.sources
     assert (cams.label_strategy, cams.batch_size, cams.test_fraction) == ("filename", 50, 0.2)
-    assert config.resolve(config.lake) == str(tmp_path / "lake")
+    assert config.lake_uri == str(tmp_path / "lake")
     assert config.dagster_home_path == tmp_path / ".bucketlake/dagster_home"
     assert config.resolve("s3://bucket/prefix") == "s3://bucket/prefix"
 
@@ -103,6 +103,6 @@ def test_no_config_file_gives_the_embedded_default(
     assert config.is_embedded
     assert [s.name for s in config.sources] == ["inbox"]
     assert config.resolve(config.sources[0].uri) == str(tmp_path / ".bucketlake/inbox")
-    assert config.resolve(config.lake) == str(tmp_path / ".bucketlake/lake")
+    assert config.lake_uri == str(tmp_path / ".bucketlake/lake")
     assert config.dagster_home_path == tmp_path / ".bucketlake/dagster_home"
     assert not (tmp_path / ".bucketlake").exists()  # loading creates nothing
