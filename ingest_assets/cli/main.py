@@ -29,6 +29,10 @@ def _parser() -> argparse.ArgumentParser:
         help="batches run at the same time (default: half the cores)",
     )
     commands.add_parser("home", help="create the Dagster instance folder if needed; print it")
+    verify = commands.add_parser(
+        "verify-source", help="list a source and read one object, before a large ingestion"
+    )
+    verify.add_argument("name", help="the source's name in the config")
     return parser
 
 
@@ -51,9 +55,30 @@ def _home(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify_source(args: argparse.Namespace) -> int:
+    from ingest_assets.config import load_config
+    from resources.errors import StoreError
+    from resources.stores.open import open_source_store
+    from resources.stores.verify import verify_store
+    from sensors.globs import KeyFilter
+
+    config = load_config()
+    source = config.source(args.name)
+    store = open_source_store(config, source)
+    try:
+        check = verify_store(store, keep=KeyFilter(source.include, source.exclude))
+    except StoreError as exc:
+        print(f"source {source.name} ({store.name}): FAILED", flush=True)
+        raise BucketlakeError(str(exc)) from exc
+    print(f"source {source.name} ({check.store}): OK")
+    for line in check.lines():
+        print(f"  {line}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"sync": _sync, "home": _home}
+    handlers = {"sync": _sync, "home": _home, "verify-source": _verify_source}
     try:
         return handlers[args.command](args)
     except BucketlakeError as exc:
