@@ -13,6 +13,7 @@ from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataV
 
 from ingest_assets.assets.metadata import markdown_table
 from ingest_assets.assets.raw_items import raw_items
+from ingest_assets.assets.runtime import INGEST_RETRY, record_run_process
 from ingest_assets.config import SourceConfig
 from ingest_assets.items.inspect import configure_pillow
 from ingest_assets.items.rows import ITEMS_CODE_VERSION, ITEMS_SCHEMA, build_item, error_reason
@@ -44,7 +45,8 @@ def items_fingerprint(lake: Lake, batch: str, source: SourceConfig) -> str:
     if raw_commit is None:
         raise Failure(
             f"raw_items has no committed table for batch {batch}; materialize raw_items first "
-            "(ingest_job runs both)"
+            "(ingest_job runs both)",
+            allow_retries=False,
         )
     settings = {name: getattr(source, name) for name in _ROW_SETTINGS}
     text = json.dumps([raw_commit.fingerprint, settings, ITEMS_CODE_VERSION], sort_keys=True)
@@ -77,7 +79,8 @@ def _fail_on_bad_item(rows: list[dict[str, Any]], start: int, writer: PartitionW
                 f"item {start + offset} ({row['key']!r}) is {row['status']}: {row['error']}. "
                 f"ignore_errors is false for source {row['source']}, so the batch stops here. "
                 f"The last checkpoint holds items [0, {writer.resume_from}); fix or remove the "
-                "object (or set ignore_errors: true) and run the partition again to resume there."
+                "object (or set ignore_errors: true) and run the partition again to resume there.",
+                allow_retries=False,
             )
 
 
@@ -85,6 +88,7 @@ def _fail_on_bad_item(rows: list[dict[str, Any]], start: int, writer: PartitionW
     partitions_def=batches,
     deps=[raw_items],
     group_name="ingest",
+    retry_policy=INGEST_RETRY,
     kinds={"parquet"},
     description="One row per item: item_id, key, uri, size as displayed (EXIF applied), format, "
     "mode, bytes, sha256, perceptual hash, label and split from the source's label strategy, "
@@ -93,6 +97,7 @@ def _fail_on_bad_item(rows: list[dict[str, Any]], start: int, writer: PartitionW
 def dataset_items(
     context: AssetExecutionContext, bucketlake: BucketlakeResource
 ) -> MaterializeResult[None]:
+    record_run_process(context)
     batch = context.partition_key
     source_name, _ = parse_batch_key(batch)
     source = bucketlake.config().source(source_name)

@@ -28,6 +28,11 @@ def _parser() -> argparse.ArgumentParser:
         default=max(1, (os.cpu_count() or 2) // 2),
         help="batches run at the same time (default: half the cores)",
     )
+    sync.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help=f"also run batches whose runs failed {3} times or more",
+    )
     commands.add_parser("home", help="create the Dagster instance folder if needed; print it")
     verify = commands.add_parser(
         "verify-source", help="list a source and read one object, before a large ingestion"
@@ -42,9 +47,15 @@ def _sync(args: argparse.Namespace) -> int:
 
     config = load_config()
     sources = [config.source(n) for n in args.source] if args.source else list(config.sources)
-    report = sync(config, sources, jobs=args.jobs, say=lambda line: print(line, flush=True))
+    report = sync(
+        config,
+        sources,
+        jobs=args.jobs,
+        say=lambda line: print(line, flush=True),
+        retry_failed=args.retry_failed,
+    )
     print(summary(report, config))
-    return 1 if report.failed else 0
+    return 1 if report.failed or report.gave_up else 0
 
 
 def _home(args: argparse.Namespace) -> int:

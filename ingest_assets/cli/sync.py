@@ -15,6 +15,7 @@ from typing import Any
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
+from ingest_assets.assets.runtime import PID_TAG, run_process_is_dead
 from ingest_assets.cli.instance import open_instance
 from ingest_assets.cli.run_batch import RESULT_PREFIX
 from ingest_assets.config import BucketlakeConfig, SourceConfig
@@ -26,6 +27,9 @@ from sensors.claiming import Claimer, ClaimResult
 from sensors.datapool import parse_batch_key
 
 CLAIM_LEASE_WAIT_S = 120.0
+#: A batch whose runs failed this many times is not run again by sync without --retry-failed.
+MAX_ATTEMPTS = 3
+PARTITION_TAG = "dagster/partition"
 IN_FLIGHT = [
     DagsterRunStatus.QUEUED,
     DagsterRunStatus.NOT_STARTED,
@@ -49,6 +53,7 @@ class SyncReport:
     new_objects: int = 0
     new_batches: int = 0
     outcomes: list[BatchOutcome] = field(default_factory=list)
+    gave_up: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[BatchOutcome]:
@@ -67,20 +72,55 @@ def claim_waiting(claimer: Claimer, registered: set[str]) -> ClaimResult:
             time.sleep(0.1)
 
 
-def batches_to_heal(
-    instance: DagsterInstance, lake: Lake, source: str, registered: set[str]
-) -> list[str]:
-    """Registered batches of ``source`` with no committed dataset_items and no run in flight."""
-    out = []
+@dataclass
+class HealPlan:
+    """Batches of one source that need a run again, and what was found on the way."""
+
+    run: list[str] = field(default_factory=list)
+    marked_failed: list[str] = field(default_factory=list)  # runs whose process is gone
+    waiting: list[str] = field(default_factory=list)  # a live or queued run exists
+    gave_up: list[tuple[str, int]] = field(default_factory=list)  # (batch, failed runs)
+
+
+def plan_healing(
+    instance: DagsterInstance,
+    lake: Lake,
+    source: str,
+    registered: set[str],
+    *,
+    retry_failed: bool = False,
+) -> HealPlan:
+    """Registered batches of ``source`` with no committed ``dataset_items``: those whose runs
+    all ended (or whose run's process died, which leaves it STARTED) run again, up to
+    MAX_ATTEMPTS failed runs unless ``retry_failed``."""
+    plan = HealPlan()
     for batch in sorted(registered):
         if parse_batch_key(batch)[0] != source or lake.is_committed("dataset_items", batch):
             continue
-        runs = instance.get_run_records(
-            RunsFilter(tags={"dagster/partition": batch}, statuses=IN_FLIGHT), limit=1
+        live = False
+        for run in instance.get_runs(RunsFilter(tags={PARTITION_TAG: batch}, statuses=IN_FLIGHT)):
+            if run.status in (DagsterRunStatus.STARTED, DagsterRunStatus.STARTING) and (
+                run_process_is_dead(run)
+            ):
+                instance.report_run_failed(
+                    run,
+                    message=f"bucketlake sync: the process of this run (pid {run.tags[PID_TAG]}) "
+                    "is gone; marked failed so that the batch can run again",
+                )
+                plan.marked_failed.append(run.run_id)
+            else:
+                live = True
+        if live:
+            plan.waiting.append(batch)
+            continue
+        failed = instance.get_run_records(
+            RunsFilter(tags={PARTITION_TAG: batch}, statuses=[DagsterRunStatus.FAILURE])
         )
-        if not runs:
-            out.append(batch)
-    return out
+        if len(failed) >= MAX_ATTEMPTS and not retry_failed:
+            plan.gave_up.append((batch, len(failed)))
+            continue
+        plan.run.append(batch)
+    return plan
 
 
 def _run_child(batch: str, attempt: int) -> dict[str, Any]:
@@ -105,7 +145,7 @@ def _run_child(batch: str, attempt: int) -> dict[str, Any]:
 
 
 def _attempt(instance: DagsterInstance, batch: str) -> int:
-    return len(instance.get_run_records(RunsFilter(tags={"dagster/partition": batch}))) + 1
+    return len(instance.get_run_records(RunsFilter(tags={PARTITION_TAG: batch}))) + 1
 
 
 def sync(
@@ -114,6 +154,7 @@ def sync(
     *,
     jobs: int,
     say: Callable[[str], None],
+    retry_failed: bool = False,
 ) -> SyncReport:
     instance = open_instance(config)
     lake_store = open_lake_store(config)
@@ -133,13 +174,26 @@ def sync(
             instance.add_dynamic_partitions(BATCHES, result.unregistered)
         report.new_objects += result.new_objects
         report.new_batches += len(result.new_batches)
-        heal = batches_to_heal(instance, lake, source.name, registered)
+        heal = plan_healing(instance, lake, source.name, registered, retry_failed=retry_failed)
         say(
             f"{source.name}: {result.listed} objects listed, {result.new_objects} new object "
             f"versions in {len(result.new_batches)} new batches"
-            + (f", {len(heal)} unfinished batches to run again" if heal else "")
+            + (f", {len(heal.run)} unfinished batches to run again" if heal.run else "")
         )
-        to_run += result.unregistered + [b for b in heal if b not in result.unregistered]
+        for run_id in heal.marked_failed:
+            say(f"  run {run_id[:8]} was left STARTED by a process that is gone: marked failed")
+        if heal.waiting:
+            say(
+                f"  {len(heal.waiting)} batches have a run queued or in progress (the daemon of "
+                f"`make dev` runs queued runs): {', '.join(heal.waiting[:5])}"
+            )
+        for batch, failures in heal.gave_up:
+            say(
+                f"  {batch}: failed {failures} times; not run again (see its runs in the UI; "
+                "`bucketlake sync --retry-failed` tries once more)"
+            )
+        report.gave_up += [b for b, _ in heal.gave_up]
+        to_run += result.unregistered + [b for b in heal.run if b not in result.unregistered]
 
     def run_one(batch: str) -> BatchOutcome:
         outcome = _run_child(batch, _attempt(instance, batch))

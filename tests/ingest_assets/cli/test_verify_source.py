@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.conftest import Project
-from tests.ingest_assets.cli.test_sync import BIN, run
 from tests.images import write_image
+from tests.ingest_assets.cli.test_sync import BIN, run
 
 
 def verify(project: Project, name: str = "inbox", **env: str):  # type: ignore[no-untyped-def]
