@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
@@ -15,6 +16,16 @@ if TYPE_CHECKING:
     from ingest_assets.config import BucketlakeConfig, SourceConfig
 
 SUPPORTED_SCHEMES = ("file", "s3", "gs")
+
+StoreFactory = Callable[[str, StorageOptions], ObjectStore]
+#: Stores for further URI schemes, added with :func:`register_store_scheme`.
+_EXTRA_SCHEMES: dict[str, StoreFactory] = {}
+
+
+def register_store_scheme(scheme: str, factory: StoreFactory) -> None:
+    """Serve URIs of ``scheme`` with ``factory(uri, options)``: the seam for stores this
+    package does not ship (and for tests that need a store that fails on purpose)."""
+    _EXTRA_SCHEMES[scheme] = factory
 
 
 def local_path(uri: str, base: Path | None = None) -> Path:
@@ -43,6 +54,8 @@ def open_store(
     """The store a URI names: a folder (plain path or ``file://``), ``s3://`` or ``gs://``."""
     options = options or StorageOptions()
     scheme = urlparse(uri).scheme
+    if scheme in _EXTRA_SCHEMES:
+        return _EXTRA_SCHEMES[scheme](uri, options)
     if scheme in ("", "file"):
         return LocalFolderStore(local_path(uri, base))
     if scheme == "s3":
