@@ -62,6 +62,9 @@ class SourceConfig(StorageOptions):
     max_image_pixels: int = Field(PILLOW_MAX_IMAGE_PIXELS, ge=1)
     num_workers: int | None = Field(None, ge=1)
     ignore_errors: bool = True
+    near_duplicate_distance: int = Field(
+        4, ge=0, le=15, description="perceptual-hash bits two near duplicates may differ by"
+    )
 
     @model_validator(mode="after")
     def _one_location(self) -> SourceConfig:

@@ -23,6 +23,7 @@ def test_module_defs_is_definitions_and_every_job_resolves() -> None:
     assert set(ingest.asset_layer.executable_asset_keys) == {
         AssetKey("raw_items"),
         AssetKey("dataset_items"),
+        AssetKey("duplicates"),
     }
     assert ingest.partitions_def is not None
 

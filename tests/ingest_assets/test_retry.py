@@ -58,21 +58,27 @@ def test_transient_failure_is_retried_and_resumes_after_the_checkpoint(
         write_image(project.inbox / f"{i:02d}.jpg", seed=i)
     source = project.config.source("inbox")
     claim = Claimer(
-        source, FlakyFolderStore(project.inbox), LocalFolderStore(project.root / "lake"),
+        source,
+        FlakyFolderStore(project.inbox),
+        LocalFolderStore(project.root / "lake"),
         claimer="test",
     ).claim(registered=set(), close_all=True)
     instance.add_dynamic_partitions("batches", claim.new_batches)
 
     result = materialize(
-        [raw_items, dataset_items], partition_key="inbox_000001",
-        resources={"bucketlake": project.resource}, instance=instance,
+        [raw_items, dataset_items],
+        partition_key="inbox_000001",
+        resources={"bucketlake": project.resource},
+        instance=instance,
     )
 
     assert result.success
     events = [e.event_type for e in result.all_events if e.step_key == "dataset_items"]
     assert DagsterEventType.STEP_UP_FOR_RETRY in events
     assert DagsterEventType.STEP_RESTARTED in events
-    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY)
+    failure = next(
+        e for e in result.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY
+    )
     assert "connection reset while reading '07.jpg'" in str(failure.event_specific_data)
     (materialization,) = result.asset_materializations_for_node("dataset_items")
     assert materialization.metadata["resumed_rows"].value == 6  # two chunks of three

@@ -1,0 +1,103 @@
+"""``duplicates``: for each item of a batch, the earlier item it duplicates, exactly (same
+sha256) or nearly (perceptual hashes within the source's ``near_duplicate_distance``), across
+this batch and every batch registered before it."""
+
+from typing import Any
+
+import pyarrow as pa
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from ingest_assets.assets.dataset_items import dataset_items
+from ingest_assets.assets.metadata import markdown_table
+from ingest_assets.assets.runtime import INGEST_RETRY, record_run_process
+from ingest_assets.items.duplicates import HashedItem, duplicate_counts, find_duplicates
+from ingest_assets.partitions import BATCHES, batches
+from resources.bucketlake import BucketlakeResource
+from sensors.datapool import parse_batch_key
+
+ASSET = "duplicates"
+COLUMNS = ["item_id", "key", "batch", "sha256", "phash", "status"]
+SCHEMA = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("key", pa.string()),
+        ("kind", pa.string()),
+        ("distance", pa.int16()),
+        ("duplicate_of", pa.string()),
+        ("duplicate_key", pa.string()),
+        ("duplicate_batch", pa.string()),
+    ]
+)
+
+
+def _hashed(rows: list[dict[str, Any]]) -> list[HashedItem]:
+    return [
+        HashedItem(r["item_id"], r["key"], r["sha256"], r["phash"])
+        for r in rows
+        if r["status"] == "ok"
+    ]
+
+
+@asset(
+    partitions_def=batches,
+    deps=[dataset_items],
+    group_name="ingest",
+    kinds={"parquet"},
+    retry_policy=INGEST_RETRY,
+    description="Exact (sha256) and near (perceptual hash) duplicates of this batch's items "
+    "among themselves and among the items of earlier batches.",
+)
+def duplicates(
+    context: AssetExecutionContext, bucketlake: BucketlakeResource
+) -> MaterializeResult[None]:
+    record_run_process(context)
+    batch = context.partition_key
+    source = bucketlake.config().source(parse_batch_key(batch)[0])
+    lake = bucketlake.lake()
+    registered = context.instance.get_dynamic_partitions(BATCHES)
+    earlier = registered[: registered.index(batch)] if batch in registered else []
+    new_rows = lake.read_table("dataset_items", batch, COLUMNS).to_pylist()
+    new_ids = {r["item_id"] for r in new_rows}
+    old_rows: list[dict[str, Any]] = []
+    committed = [b for b in earlier if lake.is_committed("dataset_items", b)]
+    if committed:
+        current = lake.read_current("dataset_items", committed, COLUMNS).to_pylist()
+        old_rows = [r for r in current if r["item_id"] not in new_ids]  # not its own old version
+    old, new = _hashed(old_rows), _hashed(new_rows)
+    batch_of = {r["item_id"]: r["batch"] for r in old_rows + new_rows}
+    found = find_duplicates(
+        old + new, max_distance=source.near_duplicate_distance, new_from=len(old)
+    )
+    rows = [
+        {
+            "item_id": d.item.item_id,
+            "key": d.item.key,
+            "kind": d.kind,
+            "distance": d.distance,
+            "duplicate_of": d.original.item_id,
+            "duplicate_key": d.original.key,
+            "duplicate_batch": batch_of[d.original.item_id],
+        }
+        for d in found
+    ]
+    table = pa.Table.from_pylist(rows, schema=SCHEMA)
+    fingerprint = f"{len(old)}:{len(new)}:{source.near_duplicate_distance}"
+    with lake.writer(ASSET, batch, fingerprint=fingerprint, run_id=context.run.run_id) as writer:
+        if table.num_rows:
+            writer.write_chunk(table, input_end=table.num_rows)
+        writer.commit(SCHEMA)
+    counts = duplicate_counts(found)
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": table.num_rows,
+            "exact_duplicates": counts["exact"],
+            "near_duplicates": counts["near"],
+            "duplicate_rate": round(len(found) / len(new), 4) if new else 0.0,
+            "compared_with_earlier_items": len(old),
+            "near_duplicate_distance": source.near_duplicate_distance,
+            "table": MetadataValue.path(lake.table_uri(ASSET, batch)),
+            "preview": markdown_table(
+                rows[:10], ["key", "kind", "distance", "duplicate_key", "duplicate_batch"]
+            ),
+        }
+    )
