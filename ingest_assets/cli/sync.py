@@ -17,6 +17,7 @@ from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
 from ingest_assets.assets.runtime import PID_TAG, run_process_is_dead
 from ingest_assets.cli.instance import open_instance
+from ingest_assets.cli.progress_bar import ProgressBar
 from ingest_assets.cli.run_batch import RESULT_PREFIX
 from ingest_assets.config import BucketlakeConfig, SourceConfig
 from ingest_assets.partitions import BATCHES
@@ -195,6 +196,8 @@ def sync(
         report.gave_up += [b for b, _ in heal.gave_up]
         to_run += result.unregistered + [b for b in heal.run if b not in result.unregistered]
 
+    bar = ProgressBar(len(to_run))
+
     def run_one(batch: str) -> BatchOutcome:
         outcome = _run_child(batch, _attempt(instance, batch))
         done = BatchOutcome(
@@ -204,11 +207,15 @@ def sync(
         if commit is not None:
             done.status_counts = dict(commit.extra.get("status_counts", {}))
             done.resumed_rows = int(commit.extra.get("resumed_rows", 0))
-        say(describe(done))
+        (bar.say if bar.enabled else say)(describe(done))
+        bar.advance(sum(done.status_counts.values()))
         return done
 
-    with ThreadPoolExecutor(max(1, jobs)) as pool:
-        report.outcomes = list(pool.map(run_one, to_run))
+    try:
+        with ThreadPoolExecutor(max(1, jobs)) as pool:
+            report.outcomes = list(pool.map(run_one, to_run))
+    finally:
+        bar.close()
     return report
 
 
