@@ -66,6 +66,15 @@ class SourceConfig(StorageOptions):
         4, ge=0, le=15, description="perceptual-hash bits two near duplicates may differ by"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _manifest_keys_have_no_extension(cls, data: Any) -> Any:
+        # Manifest keys are reference ids ("cam1-0001"), not file names: take every entry
+        # unless the config says otherwise.
+        if isinstance(data, dict) and data.get("manifest") and "include" not in data:
+            return {**data, "include": ["**"]}
+        return data
+
     @model_validator(mode="after")
     def _one_location(self) -> SourceConfig:
         if (self.uri is None) == (self.manifest is None):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 from resources.lake.tables import Lake
@@ -30,6 +30,7 @@ class BucketlakeResource(ConfigurableResource):  # type: ignore[type-arg]
     )
 
     _config: BucketlakeConfig | None = PrivateAttr(default=None)
+    _stores: dict[str, ObjectStore] = PrivateAttr(default_factory=dict)
 
     def config(self) -> BucketlakeConfig:
         from ingest_assets.config import embedded_config, load_config
@@ -42,11 +43,23 @@ class BucketlakeResource(ConfigurableResource):  # type: ignore[type-arg]
         return self._config
 
     def lake_store(self) -> ObjectStore:
-        return open_lake_store(self.config())
+        """The lake's store, opened once per execution and closed at its end."""
+        if "" not in self._stores:
+            self._stores[""] = open_lake_store(self.config())
+        return self._stores[""]
 
     def lake(self) -> Lake:
         return Lake(self.lake_store())
 
     def source_store(self, name: str) -> ObjectStore:
-        config = self.config()
-        return open_source_store(config, config.source(name))
+        """A source's store, opened once per execution and closed at its end."""
+        key = f"source:{name}"
+        if key not in self._stores:
+            config = self.config()
+            self._stores[key] = open_source_store(config, config.source(name))
+        return self._stores[key]
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        for store in self._stores.values():
+            store.close()
+        self._stores.clear()

@@ -17,6 +17,8 @@ from resources.bucketlake import BucketlakeResource
 from resources.lake.tables import Lake
 from resources.stores.local import LocalFolderStore
 
+pytest_plugins = ["tests.servers.gcs", "tests.servers.http", "tests.servers.seaweed"]
+
 
 @dataclass
 class Project:
@@ -38,11 +40,14 @@ class Project:
     def lake(self) -> Lake:
         return Lake(LocalFolderStore(self.root / "lake"))
 
-    def write_config(self, **source: Any) -> None:
+    def write_config(self, *, lake: Any = "lake", **source: Any) -> None:
+        """Write ``bucketlake.yaml`` with one source ``inbox`` (the local folder unless
+        ``uri``/``manifest`` say otherwise; a field given as None is left out)."""
+        fields = {"name": "inbox", "uri": "inbox", **source}
         body = {
-            "lake": "lake",
+            "lake": lake,
             "dagster_home": "dagster_home",
-            "sources": [{"name": "inbox", "uri": "inbox", **source}],
+            "sources": [{k: v for k, v in fields.items() if v is not None}],
         }
         self.config_path.write_text(yaml.safe_dump(body), encoding="utf-8")
 

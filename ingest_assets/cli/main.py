@@ -75,11 +75,11 @@ def _verify_source(args: argparse.Namespace) -> int:
 
     config = load_config()
     source = config.source(args.name)
-    store = open_source_store(config, source)
     try:
-        check = verify_store(store, keep=KeyFilter(source.include, source.exclude))
+        with open_source_store(config, source) as store:
+            check = verify_store(store, keep=KeyFilter(source.include, source.exclude))
     except StoreError as exc:
-        print(f"source {source.name} ({store.name}): FAILED", flush=True)
+        print(f"source {source.name} ({source.location}): FAILED", flush=True)
         raise BucketlakeError(str(exc)) from exc
     print(f"source {source.name} ({check.store}): OK")
     for line in check.lines():

@@ -163,14 +163,12 @@ def sync(
     report = SyncReport()
     to_run: list[str] = []
     for source in sources:
-        claimer = Claimer(
-            source,
-            open_source_store(config, source),
-            lake_store,
-            claimer=f"bucketlake sync (pid {os.getpid()})",
-        )
         registered = set(instance.get_dynamic_partitions(BATCHES))
-        result = claim_waiting(claimer, registered)
+        with open_source_store(config, source) as source_store:
+            claimer = Claimer(
+                source, source_store, lake_store, claimer=f"bucketlake sync (pid {os.getpid()})"
+            )
+            result = claim_waiting(claimer, registered)
         if result.unregistered:
             instance.add_dynamic_partitions(BATCHES, result.unregistered)
         report.new_objects += result.new_objects

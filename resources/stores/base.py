@@ -114,3 +114,12 @@ class ObjectStore(abc.ABC):
     @abc.abstractmethod
     def uri(self, key: str) -> str:
         """The object's full URI (``file://``, ``s3://``, ``gs://``, ``https://``)."""
+
+    def close(self) -> None:  # noqa: B027 (a hook: most stores hold nothing to release)
+        """Release the store's connections (nothing to do for stores that hold none)."""
+
+    def __enter__(self) -> ObjectStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

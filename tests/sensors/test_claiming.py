@@ -153,11 +153,10 @@ def test_sensor_and_sync_racing_claim_every_version_exactly_once(project: Projec
         while sync.poll() is None and written < 25:
             write_atomically(project.inbox / "b" / f"{written:03d}.jpg", seed=written)
             written += 1
-            result = sensor(
-                build_sensor_context(
-                    instance=instance, cursor=cursor, resources={"bucketlake": project.resource}
-                )
-            )
+            with build_sensor_context(
+                instance=instance, cursor=cursor, resources={"bucketlake": project.resource}
+            ) as context:
+                result = sensor(context)
             if isinstance(result, SensorResult):
                 instance.add_dynamic_partitions(
                     "batches", [r.partition_key for r in result.run_requests]
@@ -166,7 +165,10 @@ def test_sensor_and_sync_racing_claim_every_version_exactly_once(project: Projec
             time.sleep(0.05)
         output = sync.communicate(timeout=240)[0]
         assert sync.returncode == 0, output
-        sensor(build_sensor_context(instance=instance, resources={"bucketlake": project.resource}))
+        with build_sensor_context(
+            instance=instance, resources={"bucketlake": project.resource}
+        ) as context:
+            sensor(context)
 
     claimed = all_claimed(project)
     assert max(claimed.values()) == 1

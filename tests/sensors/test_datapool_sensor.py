@@ -33,10 +33,10 @@ def datapool_sensor(project: Project) -> SensorDefinition:
 
 def tick(project: Project, instance: DagsterInstance, cursor: str | None = None) -> Any:
     """One sensor evaluation; partitions it asks for are added as the daemon would."""
-    context = build_sensor_context(
+    with build_sensor_context(
         instance=instance, cursor=cursor, resources={"bucketlake": project.resource}
-    )
-    result = datapool_sensor(project)(context)
+    ) as context:
+        result = datapool_sensor(project)(context)
     if isinstance(result, SensorResult):
         for request in result.dynamic_partitions_requests or []:
             instance.add_dynamic_partitions("batches", list(request.partition_keys))
