@@ -60,7 +60,7 @@ def failure_message(events: Sequence[DagsterEvent]) -> str | None:
             if not message.startswith("Exceeded max_retries"):
                 last = message
             elif last is not None:
-                last = f"{last} (after {message[len('Exceeded max_retries of '):]} retries)"
+                last = f"{last} (after {message[len('Exceeded max_retries of ') :]} retries)"
     return last
 
 
