@@ -1,0 +1,40 @@
+"""The item table is the same, row for row, whatever the worker count and checkpoint size."""
+
+from __future__ import annotations
+
+from dagster import DagsterInstance, materialize
+
+from ingest_assets.assets.dataset_items import dataset_items
+from ingest_assets.assets.raw_items import raw_items
+from resources.stores.local import LocalFolderStore
+from sensors.claiming import Claimer
+from tests.conftest import Project
+from tests.images import write_image
+
+
+def test_output_order_does_not_depend_on_workers(
+    project: Project, instance: DagsterInstance
+) -> None:
+    for i in range(40):
+        write_image(project.inbox / f"d{i % 4}" / f"{i:03d}.jpg", width=16 + i, height=12, seed=i)
+    (project.inbox / "d0" / "broken.jpg").write_bytes(b"\xff\xd8\xff")
+    Claimer(
+        project.config.source("inbox"),
+        LocalFolderStore(project.inbox),
+        LocalFolderStore(project.root / "lake"),
+        claimer="test",
+    ).claim(registered=set(), close_all=True)
+    instance.add_dynamic_partitions("batches", ["inbox_000001"])
+    tables = []
+    for workers, chunk in ((1, 1000), (4, 7), (8, 3)):
+        project.write_config(num_workers=workers, checkpoint_rows=chunk)
+        result = materialize(
+            [raw_items, dataset_items],
+            partition_key="inbox_000001",
+            resources={"bucketlake": project.resource},
+            instance=instance,
+        )
+        assert result.success
+        tables.append(project.lake.read_table("dataset_items", "inbox_000001").to_pylist())
+    assert tables[0] == tables[1] == tables[2]
+    assert [r["key"] for r in tables[0]] == sorted(r["key"] for r in tables[0])
