@@ -3,38 +3,33 @@
 
 Credentials come from application default credentials, from a service-account key file whose path
 an environment variable names (``gcs_key_file_env``), or, with ``STORAGE_EMULATOR_HOST`` set, are
-anonymous (emulators). The client library's own retries are off: transient errors are retried
-here, so the final error says how many attempts failed. Every provider error is translated at this
-boundary (:data:`PROVIDER_ERRORS`) into the project's exceptions, naming the store, bucket and key.
+anonymous (emulators); :mod:`resources.stores.gcs_client` builds the client. The client library's
+own retries are off: transient errors are retried here, so the final error says how many attempts
+failed. Every provider error is translated at this boundary
+(:data:`~resources.stores.gcs_errors.PROVIDER_ERRORS`) into the project's exceptions, naming the
+store, bucket and key.
 """
 
 from __future__ import annotations
 
 import mimetypes
-import os
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import requests
-import urllib3
 from dagster_gcp.gcs import GCSResource
 from google.api_core import exceptions as google_api
-from google.auth import exceptions as google_auth
-from google.cloud import storage
-from google.cloud.storage.exceptions import DataCorruption
 
 from resources.errors import (
-    AccessDenied,
-    BadCredentials,
     InvalidKey,
     ObjectNotFound,
     PreconditionFailed,
     StoreError,
-    TransientStoreError,
 )
 from resources.stores.base import DEFAULT_PAGE_SIZE, ObjectInfo, ObjectStore, check_key
+from resources.stores.gcs_client import build_client, describe_credentials, key_file_from_env
+from resources.stores.gcs_errors import translate_error
 from resources.stores.options import StorageOptions
 from resources.stores.retry import DEFAULT_RETRY, RetryPolicy, call_with_retries
 
@@ -42,100 +37,8 @@ T = TypeVar("T")
 
 #: (connect, read) seconds for one request; a dead endpoint fails fast and is retried.
 REQUEST_TIMEOUT = (10.0, 60.0)
-#: Connections kept per host, so a thread pool of this size never queues on the HTTP session.
-HTTP_POOL_SIZE = 32
 #: The most names GCS returns per listing request.
 GCS_MAX_PAGE = 1000
-REQUEST_TIMEOUT_STATUS = 408
-DEFAULT_ENDPOINT = "https://storage.googleapis.com"
-EMULATOR_VARIABLE = "STORAGE_EMULATOR_HOST"
-
-#: Provider exceptions and what they become, first match wins (subclasses before their bases).
-PROVIDER_ERRORS: tuple[tuple[type[BaseException], type[StoreError]], ...] = (
-    (google_api.NotFound, ObjectNotFound),
-    (google_api.Forbidden, AccessDenied),
-    (google_api.Unauthorized, BadCredentials),
-    (google_api.PreconditionFailed, PreconditionFailed),
-    (google_api.TooManyRequests, TransientStoreError),
-    (google_api.InternalServerError, TransientStoreError),
-    (google_api.BadGateway, TransientStoreError),
-    (google_api.ServiceUnavailable, TransientStoreError),
-    (google_api.GatewayTimeout, TransientStoreError),
-    (google_api.ServerError, TransientStoreError),  # any other 5xx
-    (google_auth.DefaultCredentialsError, BadCredentials),
-    (google_auth.RefreshError, BadCredentials),
-    (google_auth.TransportError, TransientStoreError),  # token endpoint unreachable
-    (requests.exceptions.ConnectionError, TransientStoreError),
-    (requests.exceptions.Timeout, TransientStoreError),
-    (requests.exceptions.ChunkedEncodingError, TransientStoreError),
-    (urllib3.exceptions.HTTPError, TransientStoreError),
-    (DataCorruption, TransientStoreError),  # checksum mismatch on download: read it again
-    (google_api.GoogleAPICallError, StoreError),  # any other refusal (400, 409, ...)
-)
-
-
-def endpoint() -> str:
-    """The endpoint google-cloud-storage talks to, as it picks it (the emulator variable first)."""
-    return (
-        os.environ.get(EMULATOR_VARIABLE)
-        or os.environ.get("API_ENDPOINT_OVERRIDE")
-        or DEFAULT_ENDPOINT
-    )
-
-
-def translate_error(
-    exc: BaseException,
-    *,
-    store: str,
-    operation: str,
-    key: str | None,
-    credentials: str,
-    bucket_missing: bool = False,
-) -> StoreError:
-    """The project exception for a provider exception (``StoreError`` for unknown ones), with
-    a message that names the store, the object and what to do next."""
-    kind: type[StoreError] = StoreError
-    for provider, mapped in PROVIDER_ERRORS:
-        if isinstance(exc, provider):
-            kind = mapped
-            break
-    if isinstance(exc, google_auth.GoogleAuthError) and exc.retryable:
-        kind = TransientStoreError
-    if isinstance(exc, google_api.GoogleAPICallError) and exc.code == REQUEST_TIMEOUT_STATUS:
-        kind = TransientStoreError  # api_core has no class of its own for 408
-    cause = f"{type(exc).__name__}: {_short(exc)}"
-    where = f"{store}: {operation}" if key is None else f"{store}: {operation} {key!r}"
-    bucket = store.removeprefix("gs://").split("/", 1)[0]
-    if kind is ObjectNotFound:
-        if bucket_missing:
-            message = (
-                f"{where}: bucket {bucket!r} does not exist (or these credentials cannot see "
-                "it); check the bucket name in the URI"
-            )
-        else:
-            message = f"{where}: no such object in bucket {bucket!r}"
-    elif kind is AccessDenied:
-        message = (
-            f"{where}: access denied ({cause}); the credentials in use ({credentials}) need "
-            f"permission on bucket {bucket!r}, e.g. roles/storage.objectViewer to read or "
-            "roles/storage.objectAdmin to write"
-        )
-    elif kind is BadCredentials:
-        message = f"{where}: credentials missing or refused ({cause}); they come from {credentials}"
-    elif kind is PreconditionFailed:
-        message = f"{where}: precondition failed: the object changed or already exists ({cause})"
-    elif kind is TransientStoreError and isinstance(exc, google_api.GoogleAPICallError):
-        message = f"{where}: the GCS endpoint {endpoint()} answered a temporary error ({cause})"
-    elif kind is TransientStoreError:
-        message = f"{where}: cannot reach the GCS endpoint {endpoint()} ({cause})"
-    else:
-        message = f"{where}: refused by GCS ({cause})"
-    return kind(message, store=store, key=key)
-
-
-def _short(exc: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class GCSObjectStore(ObjectStore):
@@ -175,24 +78,8 @@ class GCSObjectStore(ObjectStore):
     ) -> GCSObjectStore:
         """The store for ``gs://bucket/prefix`` with the project and the key-file variable of
         ``options``; without a key-file variable, application default credentials apply."""
-        key_file: str | None = None
         variable = options.gcs_key_file_env
-        if variable is not None:
-            key_file = os.environ.get(variable) or None
-            where = f"gs://{bucket}/{prefix}"
-            if key_file is None:
-                raise BadCredentials(
-                    f"{where}: environment variable {variable} (gcs_key_file_env) is not set; "
-                    "set it to the path of a service-account key file, or remove gcs_key_file_env "
-                    "to use application default credentials",
-                    store=where,
-                )
-            if not os.path.isfile(key_file):
-                raise BadCredentials(
-                    f"{where}: environment variable {variable} (gcs_key_file_env) names "
-                    f"{key_file!r}, which is not a file; point it at a service-account key file",
-                    store=where,
-                )
+        key_file = key_file_from_env(variable, f"gs://{bucket}/{prefix}")
         return cls(
             bucket,
             prefix,
@@ -206,50 +93,17 @@ class GCSObjectStore(ObjectStore):
     @property
     def credentials(self) -> str:
         """Where credentials come from, in words (never the secret itself)."""
-        if self.key_file is not None:
-            named = f" named by ${self.key_file_env}" if self.key_file_env else ""
-            return f"the service-account key file {self.key_file!r}{named} (gcs_key_file_env)"
-        if os.environ.get(EMULATOR_VARIABLE):
-            return f"anonymous credentials for the emulator at ${EMULATOR_VARIABLE}"
-        return (
-            "application default credentials (GOOGLE_APPLICATION_CREDENTIALS, "
-            "`gcloud auth application-default login` or the metadata server); "
-            "set gcs_key_file_env to use a service-account key file instead"
-        )
+        return describe_credentials(self.key_file, self.key_file_env)
 
     def client(self) -> Any:
         """The google-cloud-storage client, built on first use."""
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = self._build_client()
+                    self._client = build_client(
+                        self.resource, self.key_file, self.key_file_env, self.name
+                    )
         return self._client
-
-    def _build_client(self) -> Any:
-        if self.key_file is None:
-            client = self.resource.get_client()
-        else:
-            kwargs = {} if self.resource.project is None else {"project": self.resource.project}
-            try:
-                client = storage.Client.from_service_account_json(self.key_file, **kwargs)
-            except OSError as exc:
-                raise BadCredentials(
-                    f"{self.name}: cannot read {self.credentials}: {type(exc).__name__}",
-                    store=self.name,
-                ) from exc
-            except (ValueError, KeyError) as exc:  # not JSON, or not a service-account key
-                raise BadCredentials(
-                    f"{self.name}: {self.credentials} is not a valid service-account key "
-                    f"({type(exc).__name__}); download a JSON key for the service account",
-                    store=self.name,
-                ) from exc
-        # Make the HTTP session now, once, rather than racing to make it from pool threads.
-        adapter = requests.adapters.HTTPAdapter(
-            pool_connections=4, pool_maxsize=HTTP_POOL_SIZE, max_retries=0
-        )
-        client._http.mount("https://", adapter)
-        client._http.mount("http://", adapter)
-        return client
 
     def close(self) -> None:
         """Close the client's connections (a later call builds a new client)."""
@@ -434,11 +288,7 @@ class GCSObjectStore(ObjectStore):
         try:
             current = self.head(key).change_token
         except ObjectNotFound as exc:
-            raise PreconditionFailed(
-                f"{self.name}: {key!r} is gone; conditional delete refused",
-                store=self.name,
-                key=key,
-            ) from exc
+            raise self._gone(key) from exc
         if current != token:
             raise PreconditionFailed(
                 f"{self.name}: {key!r} changed (generation {current}, expected {token}); "
@@ -455,8 +305,11 @@ class GCSObjectStore(ObjectStore):
         try:
             self._call("conditional delete", key, remove)
         except ObjectNotFound as exc:
-            raise PreconditionFailed(
-                f"{self.name}: {key!r} is gone; conditional delete refused",
-                store=self.name,
-                key=key,
-            ) from exc
+            raise self._gone(key) from exc
+
+    def _gone(self, key: str) -> PreconditionFailed:
+        return PreconditionFailed(
+            f"{self.name}: {key!r} is gone; conditional delete refused",
+            store=self.name,
+            key=key,
+        )

@@ -24,7 +24,8 @@ from resources.errors import (
     StoreError,
     TransientStoreError,
 )
-from resources.stores.gcs import PROVIDER_ERRORS, GCSObjectStore, translate_error
+from resources.stores.gcs import GCSObjectStore
+from resources.stores.gcs_errors import PROVIDER_ERRORS, translate_error
 from resources.stores.open import open_store
 from resources.stores.options import StorageOptions
 from resources.stores.retry import RetryPolicy

@@ -17,10 +17,9 @@ from resources.errors import (
     StoreError,
     TransientStoreError,
 )
-from resources.stores.http import (
-    MAX_REDIRECTS,
+from resources.stores.http import MAX_REDIRECTS, HttpStore
+from resources.stores.http_addresses import (
     AddressRefused,
-    HttpStore,
     IPAddress,
     checked_transport,
     refused_address_reason,

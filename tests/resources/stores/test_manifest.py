@@ -14,7 +14,8 @@ from urllib.parse import quote
 import pytest
 
 from resources.errors import AccessDenied, ObjectNotFound, StoreError
-from resources.stores.manifest import InvalidManifest, ManifestStore, parse_manifest
+from resources.stores.manifest import ManifestStore
+from resources.stores.manifest_parse import InvalidManifest, parse_manifest
 from resources.stores.open import open_source_store
 from resources.stores.options import StorageOptions
 from resources.stores.retry import RetryPolicy

@@ -37,7 +37,8 @@ from resources.errors import (
 from resources.stores.open import open_store
 from resources.stores.options import StorageOptions
 from resources.stores.retry import RetryPolicy
-from resources.stores.s3 import PROVIDER_ERRORS, S3ObjectStore
+from resources.stores.s3 import S3ObjectStore
+from resources.stores.s3_errors import PROVIDER_ERRORS
 from tests.servers import free_port
 from tests.servers.seaweed import SeaweedS3
 
