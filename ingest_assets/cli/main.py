@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -87,8 +88,18 @@ def _verify_source(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM stops bucketlake as Ctrl-C does, so that the runs it started stop too."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _stop_on_sigterm()
     handlers = {"sync": _sync, "home": _home, "verify-source": _verify_source}
     try:
         return handlers[args.command](args)

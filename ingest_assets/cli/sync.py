@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -124,25 +126,67 @@ def plan_healing(
     return plan
 
 
-def _run_child(batch: str, attempt: int) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "ingest_assets.cli.run_batch", batch, str(attempt)],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        check=False,
-    )
-    for line in proc.stdout.splitlines():
-        if line.startswith(RESULT_PREFIX):
-            result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
-            return result
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-    return {
-        "batch": batch,
-        "run_id": None,
-        "success": False,
-        "error": f"run process exited with {proc.returncode}: " + " / ".join(tail),
-    }
+class RunProcesses:
+    """The run processes sync started; stopping sync stops them (they share its process group,
+    so a Ctrl-C on the terminal reaches them too)."""
+
+    def __init__(self) -> None:
+        self._running: set[subprocess.Popen[str]] = set()
+        self._lock = threading.Lock()
+        self.stopping = False
+
+    def run(self, batch: str, attempt: int) -> dict[str, Any]:
+        with self._lock:
+            if self.stopping:
+                return {"batch": batch, "run_id": None, "success": False, "error": "sync stopped"}
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "ingest_assets.cli.run_batch", batch, str(attempt)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=os.environ.copy(),
+            )
+            self._running.add(proc)
+        try:
+            stdout, stderr = proc.communicate()
+        finally:
+            with self._lock:
+                self._running.discard(proc)
+        for line in stdout.splitlines():
+            if line.startswith(RESULT_PREFIX):
+                result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
+                return result
+        tail = (stderr or stdout).strip().splitlines()[-5:]
+        return {
+            "batch": batch,
+            "run_id": None,
+            "success": False,
+            "error": f"run process exited with {proc.returncode}: " + " / ".join(tail),
+        }
+
+    def stop(self, grace: float = 2.0) -> None:
+        """Stop every run: SIGTERM, then SIGKILL after ``grace`` seconds (Dagster defers a
+        SIGTERM until the running step ends, which can take long)."""
+        with self._lock:
+            self.stopping = True
+            running = list(self._running)
+        for proc in running:
+            proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in running:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def mark_stopped_runs_failed(instance: DagsterInstance, batches: list[str]) -> None:
+    """Runs of these batches left STARTED by a process that is gone are marked failed."""
+    for batch in batches:
+        for run in instance.get_runs(RunsFilter(tags={PARTITION_TAG: batch}, statuses=IN_FLIGHT)):
+            if run_process_is_dead(run):
+                instance.report_run_failed(run, message="stopped by bucketlake sync")
 
 
 def _attempt(instance: DagsterInstance, batch: str) -> int:
@@ -197,7 +241,7 @@ def sync(
     bar = ProgressBar(len(to_run))
 
     def run_one(batch: str) -> BatchOutcome:
-        outcome = _run_child(batch, _attempt(instance, batch))
+        outcome = processes.run(batch, _attempt(instance, batch))
         done = BatchOutcome(
             batch, bool(outcome["success"]), outcome.get("run_id"), outcome.get("error")
         )
@@ -209,9 +253,15 @@ def sync(
         bar.advance(sum(done.status_counts.values()))
         return done
 
+    processes = RunProcesses()
     try:
         with ThreadPoolExecutor(max(1, jobs)) as pool:
-            report.outcomes = list(pool.map(run_one, to_run))
+            try:
+                report.outcomes = list(pool.map(run_one, to_run))
+            except BaseException:  # Ctrl-C or SIGTERM: stop the runs this sync started
+                processes.stop()
+                mark_stopped_runs_failed(instance, to_run)
+                raise
     finally:
         bar.close()
     return report

@@ -22,14 +22,14 @@ from tests.images import write_image
 from tests.ingest_assets.cli.test_sync import sync
 
 
-def seed_slow_batch(project: Project) -> None:
+def seed_slow_batch(project: Project, big: int = 8) -> None:
     """Five small images (the first checkpoint), then big ones that take a while to decode."""
     for i in range(5):
         write_image(project.inbox / "a" / f"small_{i}.jpg", seed=i)
     (project.inbox / "b").mkdir()
-    for i in range(8):
-        big = Image.linear_gradient("L").resize((5000, 5000)).rotate(i * 10)
-        big.save(project.inbox / "b" / f"big_{i}.jpg", quality=80)
+    gradient = Image.linear_gradient("L").resize((5000, 5000))
+    for i in range(big):
+        gradient.rotate(i * 10).save(project.inbox / "b" / f"big_{i:02d}.jpg", quality=80)
 
 
 def first_checkpoint_written(project: Project) -> bool:
@@ -108,3 +108,37 @@ def test_sync_gives_up_on_a_batch_that_keeps_failing(project: Project) -> None:
     assert "inbox_000001: failed 3 times; not run again" in outputs[3].stdout
     retried = sync(project, "--retry-failed")
     assert "1 unfinished batches to run again" in retried.stdout
+
+
+def test_stopping_sync_stops_its_runs_and_the_next_sync_resumes(project: Project) -> None:
+    project.write_config(checkpoint_rows=5, num_workers=1, max_image_pixels=30_000_000)
+    seed_slow_batch(project, big=30)
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    running = subprocess.Popen(
+        [sys.executable, "-m", "ingest_assets.cli.main", "sync"],
+        cwd=project.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not first_checkpoint_written(project):
+        assert running.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    children = subprocess.run(["pgrep", "-P", str(running.pid)], capture_output=True, text=True)
+    (child,) = [int(pid) for pid in children.stdout.split()]
+
+    running.send_signal(signal.SIGTERM)
+    output = running.communicate(timeout=60)[0]
+
+    assert running.returncode == 130, output
+    assert "interrupted" in output
+    assert subprocess.run(["kill", "-0", str(child)], capture_output=True).returncode != 0
+    home = project.config.dagster_home_path
+    with DagsterInstance.from_config(str(home)) as instance:
+        (stopped,) = instance.get_runs(RunsFilter(job_name="ingest_job"))
+        assert stopped.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
+    healed = sync(project)
+    assert healed.returncode == 0, healed.stdout
+    assert "inbox_000001: 35 items (35 ok), resumed" in healed.stdout
