@@ -60,7 +60,10 @@ class SourceConfig(StorageOptions):
     checkpoint_rows: int = Field(5000, ge=1)
     verify: VerifyLevel = "full"
     max_image_pixels: int = Field(PILLOW_MAX_IMAGE_PIXELS, ge=1)
-    num_workers: int | None = Field(None, ge=1)
+    num_workers: int | None = Field(None, ge=1, description="default: the cores available")
+    worker_kind: Literal["processes", "threads"] = Field(
+        "processes", description="processes for decoding-bound work, threads for slow fetches"
+    )
     ignore_errors: bool = True
     near_duplicate_distance: int = Field(
         4, ge=0, le=15, description="perceptual-hash bits two near duplicates may differ by"

@@ -5,7 +5,6 @@ import hashlib
 import json
 import os
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
@@ -15,8 +14,8 @@ from ingest_assets.assets.metadata import markdown_table
 from ingest_assets.assets.raw_items import raw_items
 from ingest_assets.assets.runtime import INGEST_RETRY, record_run_process
 from ingest_assets.config import SourceConfig
-from ingest_assets.items.inspect import configure_pillow
-from ingest_assets.items.rows import ITEMS_CODE_VERSION, ITEMS_SCHEMA, build_item, error_reason
+from ingest_assets.items.rows import ITEMS_CODE_VERSION, ITEMS_SCHEMA, error_reason
+from ingest_assets.items.workers import item_builder
 from ingest_assets.partitions import batches
 from ingest_assets.progress import Progress
 from resources.bucketlake import BucketlakeResource
@@ -106,14 +105,13 @@ def dataset_items(
     raw = lake.read_table("raw_items", batch)
     total = raw.num_rows
     fingerprint = items_fingerprint(lake, batch, source)
-    configure_pillow(source.max_image_pixels)
     workers = source.num_workers or os.cpu_count() or 1
     tally = _Tally()
     log = context.log
 
     with (
         lake.writer(ASSET, batch, fingerprint=fingerprint, run_id=context.run.run_id) as writer,
-        ThreadPoolExecutor(workers, thread_name_prefix="items") as pool,
+        item_builder(bucketlake.config(), source, store, batch, workers) as build_rows,
     ):
         preview: list[dict[str, Any]] = []
         if writer.resumed_rows:
@@ -128,7 +126,7 @@ def dataset_items(
         step = source.checkpoint_rows
         for start in range(writer.resume_from, total, step):
             chunk = raw.slice(start, step).to_pylist()
-            rows = list(pool.map(lambda r: build_item(r, store, source, batch), chunk))
+            rows = build_rows(chunk)
             if not source.ignore_errors:
                 _fail_on_bad_item(rows, start, writer)
             bad = tally.add(rows)
@@ -142,7 +140,7 @@ def dataset_items(
         "dagster/row_count": commit.rows,
         "source": source_name,
         "resumed_rows": writer.resumed_rows,
-        "workers": workers,
+        "workers": f"{workers} {source.worker_kind if workers > 1 else '(inline)'}",
         "table": MetadataValue.path(lake.table_uri(ASSET, batch)),
         "preview": markdown_table(preview, PREVIEW_COLUMNS),
         "labels": MetadataValue.json(dict(tally.labels)),

@@ -1,4 +1,5 @@
-"""The item table is the same, row for row, whatever the worker count and checkpoint size."""
+"""The item table is the same, row for row, whatever the workers (inline, processes, threads)
+and the checkpoint size."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ def test_output_order_does_not_depend_on_workers(
     ).claim(registered=set(), close_all=True)
     instance.add_dynamic_partitions("batches", ["inbox_000001"])
     tables = []
-    for workers, chunk in ((1, 1000), (4, 7), (8, 3)):
-        project.write_config(num_workers=workers, checkpoint_rows=chunk)
+    for workers, chunk, kind in ((1, 1000, "processes"), (4, 7, "processes"), (3, 3, "threads")):
+        project.write_config(num_workers=workers, checkpoint_rows=chunk, worker_kind=kind)
         result = materialize(
             [raw_items, dataset_items],
             partition_key="inbox_000001",
