@@ -9,12 +9,14 @@ cheap to decode (``worker_kind: threads``), and one worker runs inline, with no 
 
 Processes come from a forkserver, not ``fork``: the step process already runs threads (Dagster,
 lease heartbeats), and forking a threaded process can deadlock the child. Each worker opens the
-source's store once, from the config, in its initializer.
+source's store once, from the config, in its initializer, with the step's environment (the
+forkserver keeps the environment it started with).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -34,8 +36,14 @@ BuildRows = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 _worker: tuple[ObjectStore, SourceConfig, str] | None = None
 
 
-def _start_worker(config: BucketlakeConfig, source_name: str, batch: str) -> None:
+def _start_worker(
+    config: BucketlakeConfig, source_name: str, batch: str, environment: dict[str, str]
+) -> None:
     global _worker
+    # The forkserver was started with the environment of its first user; a worker must see
+    # the step's (credentials the config names, a default chain, an endpoint).
+    os.environ.clear()
+    os.environ.update(environment)
     source = config.source(source_name)
     configure_pillow(source.max_image_pixels)
     _worker = (open_source_store(config, source), source, batch)
@@ -73,7 +81,7 @@ def item_builder(
         workers,
         mp_context=context,
         initializer=_start_worker,
-        initargs=(config, source.name, batch),
+        initargs=(config, source.name, batch, dict(os.environ)),
     )
     with pool:
         yield lambda chunk: list(
