@@ -22,7 +22,6 @@ from dagster_gcp.gcs import GCSResource
 from google.api_core import exceptions as google_api
 
 from resources.errors import (
-    InvalidKey,
     ObjectNotFound,
     PreconditionFailed,
     StoreError,
@@ -154,12 +153,10 @@ class GCSObjectStore(ObjectStore):
 
     # -- keys ------------------------------------------------------------------------------
     def uri(self, key: str) -> str:
-        return f"gs://{self.bucket}/{self.prefix}{key}"
+        return f"gs://{self.bucket}/{self.prefix}{check_key(key, store=self.name)}"
 
     def _blob(self, client: Any, key: str) -> Any:
-        if not key:
-            raise InvalidKey(f"{self.name}: an empty object key is not allowed", store=self.name)
-        return client.bucket(self.bucket).blob(self.prefix + key)
+        return client.bucket(self.bucket).blob(self.prefix + check_key(key, store=self.name))
 
     def _info(self, key: str, blob: Any) -> ObjectInfo:
         updated = blob.updated or blob.time_created or datetime.fromtimestamp(0, tz=UTC)
