@@ -126,15 +126,16 @@ def dataset_items(
         step = source.checkpoint_rows
         for start in range(writer.resume_from, total, step):
             chunk = raw.slice(start, step).to_pylist()
-            rows = build_rows(chunk)
-            if not source.ignore_errors:
-                _fail_on_bad_item(rows, start, writer)
-            bad = tally.add(rows)
+            rows: list[dict[str, Any]] = []
+            for row in build_rows(chunk):  # progress per item, a checkpoint per chunk
+                if not source.ignore_errors:
+                    _fail_on_bad_item([row], start + len(rows), writer)
+                rows.append(row)
+                progress.advance(1, tally.add([row]))
             preview = preview or rows[:10]
             writer.write_chunk(
                 pa.Table.from_pylist(rows, schema=ITEMS_SCHEMA), input_end=start + len(chunk)
             )
-            progress.advance(len(rows), bad)
         commit = writer.commit(ITEMS_SCHEMA, status_counts=dict(tally.status))
     metadata: dict[str, Any] = {
         "dagster/row_count": commit.rows,

@@ -31,7 +31,8 @@ from resources.stores.open import open_source_store
 #: Modules the forkserver imports once, so that each worker starts warm.
 PRELOAD = ["ingest_assets.items.workers", "imagehash", "scipy.fft", "pyarrow"]
 
-BuildRows = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+#: Item rows for a chunk of raw rows, yielded in order as they are ready.
+BuildRows = Callable[[list[dict[str, Any]]], Iterator[dict[str, Any]]]
 
 _worker: tuple[ObjectStore, SourceConfig, str] | None = None
 
@@ -67,13 +68,13 @@ def item_builder(
     long as the context lasts (one pool per batch)."""
     configure_pillow(source.max_image_pixels)
     if workers <= 1:
-        yield lambda chunk: [build_item(r, store, source, batch) for r in chunk]
+        yield lambda chunk: (build_item(r, store, source, batch) for r in chunk)
         return
     pool: Executor
     if source.worker_kind == "threads":
         pool = ThreadPoolExecutor(workers, thread_name_prefix="items")
         with pool:
-            yield lambda chunk: list(pool.map(lambda r: build_item(r, store, source, batch), chunk))
+            yield lambda chunk: pool.map(lambda r: build_item(r, store, source, batch), chunk)
         return
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)
@@ -84,6 +85,6 @@ def item_builder(
         initargs=(config, source.name, batch, dict(os.environ)),
     )
     with pool:
-        yield lambda chunk: list(
-            pool.map(_build_in_worker, chunk, chunksize=_chunksize(len(chunk), workers))
+        yield lambda chunk: pool.map(
+            _build_in_worker, chunk, chunksize=_chunksize(len(chunk), workers)
         )
