@@ -16,6 +16,7 @@ from ingest_assets.config import BucketlakeConfig, load_config
 from resources.bucketlake import BucketlakeResource
 from resources.lake.tables import Lake
 from resources.stores.local import LocalFolderStore
+from sensors.claiming import Claimer, ClaimResult
 
 pytest_plugins = ["tests.servers.gcs", "tests.servers.http", "tests.servers.seaweed"]
 
@@ -39,6 +40,15 @@ class Project:
     @property
     def lake(self) -> Lake:
         return Lake(LocalFolderStore(self.root / "lake"))
+
+    def claim(self, *, registered: set[str] | None = None) -> ClaimResult:
+        """Claim everything in the inbox now, as ``bucketlake sync`` does (the local lake)."""
+        return Claimer(
+            self.config.source("inbox"),
+            LocalFolderStore(self.inbox),
+            LocalFolderStore(self.root / "lake"),
+            claimer="test",
+        ).claim(registered=registered or set(), close_all=True)
 
     def write_config(self, *, lake: Any = "lake", **source: Any) -> None:
         """Write ``bucketlake.yaml`` with one source ``inbox`` (the local folder unless

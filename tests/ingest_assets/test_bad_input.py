@@ -17,7 +17,6 @@ from ingest_assets.assets.dataset_items import dataset_items
 from ingest_assets.assets.raw_items import raw_items
 from ingest_assets.items.identity import item_id
 from resources.stores.local import LocalFolderStore
-from sensors.claiming import Claimer
 from tests.conftest import Project
 from tests.images import encode, noise, write_image
 from tests.ingest_assets.items.test_inspect import blank_png
@@ -33,13 +32,7 @@ def put(project: Project, key: str, data: bytes) -> None:
 
 
 def claim_one_batch(project: Project, instance: DagsterInstance) -> str:
-    claimer = Claimer(
-        project.config.source("inbox"),
-        LocalFolderStore(project.inbox),
-        LocalFolderStore(project.root / "lake"),
-        claimer="test",
-    )
-    claimed = claimer.claim(registered=set(), close_all=True)
+    claimed = project.claim()
     assert len(claimed.new_batches) == 1, claimed
     instance.add_dynamic_partitions("batches", claimed.new_batches)
     return claimed.new_batches[0]

@@ -13,8 +13,6 @@ from PIL import Image, ImageOps
 
 from ingest_assets.assets.dataset_items import dataset_items
 from ingest_assets.assets.raw_items import raw_items
-from resources.stores.local import LocalFolderStore
-from sensors.claiming import Claimer
 from tests.conftest import Project
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,12 +26,7 @@ def demo_batch(project: Project, instance: DagsterInstance) -> list[dict]:
         capture_output=True,
     )
     project.write_config(batch_size=5000, test_fraction=0.2)
-    claim = Claimer(
-        project.config.source("inbox"),
-        LocalFolderStore(project.inbox),
-        LocalFolderStore(project.root / "lake"),
-        claimer="test",
-    ).claim(registered=set(), close_all=True)
+    claim = project.claim()
     assert claim.new_batches == ["inbox_000001"]
     instance.add_dynamic_partitions("batches", claim.new_batches)
     result = materialize(

@@ -11,19 +11,12 @@ from PIL import Image
 from ingest_assets.assets.dataset_items import dataset_items
 from ingest_assets.assets.duplicates import duplicates
 from ingest_assets.assets.raw_items import raw_items
-from resources.stores.local import LocalFolderStore
-from sensors.claiming import Claimer
 from tests.conftest import Project
 from tests.images import noise, write_image
 
 
 def claim_and_ingest(project: Project, instance: DagsterInstance) -> str:
-    claim = Claimer(
-        project.config.source("inbox"),
-        LocalFolderStore(project.inbox),
-        LocalFolderStore(project.root / "lake"),
-        claimer="test",
-    ).claim(registered=set(instance.get_dynamic_partitions("batches")), close_all=True)
+    claim = project.claim(registered=set(instance.get_dynamic_partitions("batches")))
     (batch,) = claim.new_batches
     instance.add_dynamic_partitions("batches", [batch])
     result = materialize(

@@ -7,8 +7,6 @@ from dagster import DagsterInstance, materialize
 
 from ingest_assets.assets.dataset_items import dataset_items
 from ingest_assets.assets.raw_items import raw_items
-from resources.stores.local import LocalFolderStore
-from sensors.claiming import Claimer
 from tests.conftest import Project
 from tests.images import write_image
 
@@ -19,12 +17,7 @@ def test_output_order_does_not_depend_on_workers(
     for i in range(40):
         write_image(project.inbox / f"d{i % 4}" / f"{i:03d}.jpg", width=16 + i, height=12, seed=i)
     (project.inbox / "d0" / "broken.jpg").write_bytes(b"\xff\xd8\xff")
-    Claimer(
-        project.config.source("inbox"),
-        LocalFolderStore(project.inbox),
-        LocalFolderStore(project.root / "lake"),
-        claimer="test",
-    ).claim(registered=set(), close_all=True)
+    project.claim()
     instance.add_dynamic_partitions("batches", ["inbox_000001"])
     tables = []
     for workers, chunk, kind in ((1, 1000, "processes"), (4, 7, "processes"), (3, 3, "threads")):

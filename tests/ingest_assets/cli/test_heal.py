@@ -15,8 +15,6 @@ from PIL import Image
 from ingest_assets.assets.dataset_items import dataset_items
 from ingest_assets.assets.raw_items import raw_items
 from ingest_assets.cli.instance import ensure_dagster_home
-from resources.stores.local import LocalFolderStore
-from sensors.claiming import Claimer
 from tests.conftest import Project
 from tests.images import write_image
 from tests.ingest_assets.cli.test_sync import sync
@@ -44,12 +42,7 @@ def test_sync_heals_a_run_killed_after_its_first_checkpoint(project: Project) ->
     home = ensure_dagster_home(project.config)
     env = {**os.environ, "DAGSTER_HOME": str(home), "BUCKETLAKE_CONFIG": str(project.config_path)}
     # Claim and register the batch, then start its run as sync would, and kill it.
-    Claimer(
-        project.config.source("inbox"),
-        LocalFolderStore(project.inbox),
-        LocalFolderStore(project.root / "lake"),
-        claimer="test",
-    ).claim(registered=set(), close_all=True)
+    project.claim()
     with DagsterInstance.from_config(str(home)) as instance:
         instance.add_dynamic_partitions("batches", ["inbox_000001"])
     child = subprocess.Popen(

@@ -12,7 +12,6 @@ from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from ingest_assets.cli.instance import ensure_dagster_home
 from resources.lake.tables import Lake
 from resources.stores.local import LocalFolderStore
-from sensors.claiming import Claimer
 from tests.conftest import Project
 from tests.images import write_image
 
@@ -95,12 +94,7 @@ def test_sync_exits_non_zero_when_a_run_fails(project: Project) -> None:
 def test_sync_runs_batches_that_were_claimed_but_never_ingested(project: Project) -> None:
     seed(project, 3)
     home = ensure_dagster_home(project.config)
-    Claimer(
-        project.config.source("inbox"),
-        LocalFolderStore(project.inbox),
-        LocalFolderStore(project.root / "lake"),
-        claimer="a sensor whose run never started",
-    ).claim(registered=set(), close_all=True)
+    project.claim()
     with DagsterInstance.from_config(str(home)) as instance:
         instance.add_dynamic_partitions("batches", ["inbox_000001"])
 
