@@ -14,7 +14,7 @@ from ingest_assets.assets.metadata import markdown_table
 from ingest_assets.assets.raw_items import raw_items
 from ingest_assets.assets.runtime import INGEST_RETRY, record_run_process
 from ingest_assets.config import SourceConfig
-from ingest_assets.items.rows import ITEMS_CODE_VERSION, ITEMS_SCHEMA, error_reason
+from ingest_assets.items.rows import ITEMS_CODE_VERSION, ITEMS_SCHEMA, STATUSES, error_reason
 from ingest_assets.items.workers import item_builder
 from ingest_assets.partitions import batches
 from ingest_assets.progress import Progress
@@ -148,6 +148,6 @@ def dataset_items(
         "splits": MetadataValue.json(dict(tally.splits)),
         "errors_by_reason": MetadataValue.json(dict(tally.reasons)),
     }
-    for status in ("ok", "corrupt", "missing", "unreadable"):
+    for status in STATUSES:
         metadata[status] = tally.status.get(status, 0)
     return MaterializeResult(metadata=metadata)

@@ -22,6 +22,7 @@ from ingest_assets.cli.instance import open_instance
 from ingest_assets.cli.progress_bar import ProgressBar
 from ingest_assets.cli.run_batch import RESULT_PREFIX
 from ingest_assets.config import BucketlakeConfig, SourceConfig
+from ingest_assets.items.rows import STATUSES
 from ingest_assets.partitions import BATCHES
 from resources.errors import LeaseHeld
 from resources.lake.tables import Lake
@@ -273,11 +274,7 @@ def describe(outcome: BatchOutcome) -> str:
         return f"  {outcome.batch}: FAILED ({run}): {outcome.error}"
     counts = outcome.status_counts
     total = sum(counts.values())
-    parts = [
-        f"{counts.get(s, 0)} {s}"
-        for s in ("ok", "corrupt", "missing", "unreadable")
-        if counts.get(s, 0) or s == "ok"
-    ]
+    parts = [f"{counts.get(s, 0)} {s}" for s in STATUSES if counts.get(s, 0) or s == "ok"]
     resumed = f", resumed {outcome.resumed_rows} rows" if outcome.resumed_rows else ""
     return f"  {outcome.batch}: {total} items ({', '.join(parts)}){resumed} ({run})"
 

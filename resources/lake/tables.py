@@ -133,13 +133,21 @@ class Lake:
         self, asset: str, partition: str, columns: Sequence[str] | None = None
     ) -> pa.Table:
         """Read exactly the files the marker lists. Raises LakeError if nothing is committed."""
+        table = self._read_if_committed(asset, partition, columns)
+        if table is None:
+            raise LakeError(
+                f"{asset} has no committed table for partition {partition!r} in "
+                f"{self.store.name}; materialize {asset} for that partition first"
+            )
+        return table
+
+    def _read_if_committed(
+        self, asset: str, partition: str, columns: Sequence[str] | None
+    ) -> pa.Table | None:
         for _ in range(3):
             commit = self.read_commit(asset, partition)
             if commit is None:
-                raise LakeError(
-                    f"{asset} has no committed table for partition {partition!r} in "
-                    f"{self.store.name}; materialize {asset} for that partition first"
-                )
+                return None
             try:
                 return self._read_files(commit, self.table_prefix(asset, partition), columns)
             except ObjectNotFound:
@@ -168,10 +176,8 @@ class Lake:
     ) -> pa.Table:
         """The current view: the latest committed row per ``item_id``, partitions taken in the
         order given (later partitions win). Partitions without a commit are skipped."""
-        tables = []
-        for partition in partitions:
-            if self.is_committed(asset, partition):
-                tables.append(self.read_table(asset, partition, columns))
+        found = (self._read_if_committed(asset, p, columns) for p in partitions)
+        tables = [table for table in found if table is not None]
         if not tables:
             raise LakeError(f"{asset} has no committed partitions among {len(partitions)} given")
         table = pa.concat_tables(tables)
