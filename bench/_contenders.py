@@ -106,10 +106,10 @@ def run_ours(corpus: Path, count: int, profile: Path | None = None) -> dict[str,
 
     from ingest_assets.assets.dataset_items import dataset_items
     from ingest_assets.assets.raw_items import raw_items
-    from ingest_assets.config import load_config
-    from resources.bucketlake import BucketlakeResource
+    from ingest_assets.claiming.claim import Claimer
+    from resources.config import load_config
+    from resources.project import project_resources
     from resources.stores.local import LocalFolderStore
-    from sensors.claiming import Claimer
 
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     with tempfile.TemporaryDirectory(prefix="bench-ours-") as tmp:
@@ -123,7 +123,8 @@ def run_ours(corpus: Path, count: int, profile: Path | None = None) -> dict[str,
             ],
         }
         config_path.write_text(yaml.safe_dump(body), encoding="utf-8")
-        source = load_config(config_path).source("inbox")
+        config = load_config(config_path)
+        source = config.source("inbox")
         started = time.perf_counter()
         claim = Claimer(
             source, LocalFolderStore(corpus), LocalFolderStore(root / "lake"), claimer="bench"
@@ -141,7 +142,7 @@ def run_ours(corpus: Path, count: int, profile: Path | None = None) -> dict[str,
                 result = materialize(
                     [raw_items, dataset_items],
                     partition_key=batch,
-                    resources={"bucketlake": BucketlakeResource(config_file=str(config_path))},
+                    resources=project_resources(config),
                     instance=instance,
                 )
             _stop_profile(profiler, profile)

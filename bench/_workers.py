@@ -33,8 +33,8 @@ _STATE: dict[str, Any] = {}
 
 
 def _init_items(corpus: str) -> None:
-    from ingest_assets.config import SourceConfig
     from ingest_assets.items.inspect import configure_pillow
+    from resources.config import SourceConfig
     from resources.stores.local import LocalFolderStore
 
     source = SourceConfig(name="inbox", uri=corpus)
@@ -51,8 +51,8 @@ def _build(raw: dict[str, Any]) -> dict[str, Any]:
 
 def _raw_rows(corpus: Path) -> list[dict[str, Any]]:
     """``raw_items`` rows for the corpus, as the manifest would give them."""
+    from resources.lake.datapool import object_kind
     from resources.stores.local import LocalFolderStore
-    from sensors.datapool import object_kind
 
     store = LocalFolderStore(corpus)
     return [

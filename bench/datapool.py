@@ -1,5 +1,6 @@
 """Claim diff: 1,000,000 listed object versions against 1,000,000 already claimed, through the
-real code (sensors.datapool.DatapoolRecord, sensors.globs.KeyFilter, sensors.claiming.Claimer),
+real code (resources.lake.datapool.DatapoolRecord, and KeyFilter and Claimer of
+ingest_assets.claiming),
 beside a bare set difference of (key, change_token) tuples measured in the same run.
 
 The known versions are real batch manifests (Parquet, written with ``manifest_bytes``) in a
@@ -33,13 +34,13 @@ sys.path[:0] = [str(REPO), str(BENCH)]
 
 from _meter import Meter, rss_mib, wait_for_quiet  # noqa: E402
 
-from ingest_assets.config import SourceConfig  # noqa: E402
+from ingest_assets.claiming.claim import Claimer  # noqa: E402
+from ingest_assets.claiming.globs import KeyFilter  # noqa: E402
+from resources.config import SourceConfig  # noqa: E402
+from resources.lake import datapool  # noqa: E402
+from resources.lake.datapool import DatapoolRecord, batch_key, manifest_bytes, manifest_key  # noqa: E402
 from resources.stores.base import DEFAULT_PAGE_SIZE, ObjectInfo, ObjectStore  # noqa: E402
 from resources.stores.local import LocalFolderStore  # noqa: E402
-from sensors import datapool  # noqa: E402
-from sensors.claiming import Claimer  # noqa: E402
-from sensors.datapool import DatapoolRecord, batch_key, manifest_bytes, manifest_key  # noqa: E402
-from sensors.globs import KeyFilter  # noqa: E402
 
 TARGET_US = 5.0  # per listed object
 SOURCE = "cams"

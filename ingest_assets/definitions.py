@@ -1,30 +1,35 @@
-"""The one place that builds ``defs``: assets, jobs, one datapool sensor per configured source,
-and the resource that carries the config. Loading reads the config file and nothing else."""
+"""The one place that builds ``defs``: assets, checks, jobs, schedules, one datapool sensor per
+configured source, and the resources carrying the config's settings.
+
+The config is read and validated once, here, when the code location loads; a change to the
+file takes effect when the code location reloads. Loading does no other I/O."""
 
 from __future__ import annotations
 
 from dagster import Definitions
 
+from ingest_assets.assets.checks import every_batch_has_items
 from ingest_assets.assets.dataset_items import dataset_items
 from ingest_assets.assets.duplicates import duplicates
 from ingest_assets.assets.raw_items import raw_items
-from ingest_assets.config import BucketlakeConfig, load_config
-from ingest_assets.jobs import ingest_job
-from resources.bucketlake import BucketlakeResource
+from ingest_assets.executors import executor_for
+from ingest_assets.jobs import dataset_checks_job, ingest_job
+from ingest_assets.schedules import dataset_checks_schedule
+from resources.config import BucketlakeConfig, load_config
+from resources.project import project_resources
 from sensors.datapool_sensor import build_datapool_sensor
 
 
 def build_definitions(config: BucketlakeConfig) -> Definitions:
+    config = config.resolved()
     return Definitions(
         assets=[raw_items, dataset_items, duplicates],
-        jobs=[ingest_job],
-        sensors=[build_datapool_sensor(source, ingest_job) for source in config.sources],
-        resources={
-            "bucketlake": BucketlakeResource(
-                config_file=str(config.path) if config.path else None,
-                base_dir=str(config.base_dir),
-            )
-        },
+        asset_checks=[every_batch_has_items],
+        jobs=[ingest_job, dataset_checks_job],
+        schedules=[dataset_checks_schedule],
+        sensors=[build_datapool_sensor(source) for source in config.sources],
+        resources=project_resources(config),
+        executor=executor_for(config.executor),
     )
 
 

@@ -1,18 +1,23 @@
-"""Jobs. ``ingest_job`` holds every batch-partitioned asset: one run per batch."""
+"""Jobs. ``ingest_job`` holds every batch-partitioned asset: one run per batch. Its executor is
+the one the config chooses (``Definitions(executor=...)``)."""
 
-from dagster import AssetSelection, define_asset_job, in_process_executor
+from dagster import AssetSelection, define_asset_job
 
+from ingest_assets.assets.checks import every_batch_has_items
 from ingest_assets.assets.dataset_items import dataset_items
 from ingest_assets.assets.duplicates import duplicates
 from ingest_assets.assets.raw_items import raw_items
+from ingest_assets.names import CHECKS_JOB, INGEST_JOB
 
-INGEST_JOB = "ingest_job"
-
-# Steps run in the run's own process: a batch parallelises inside dataset_items, and batches run
-# side by side as separate runs, so a process per step would only add start-up time.
 ingest_job = define_asset_job(
     INGEST_JOB,
-    selection=AssetSelection.assets(raw_items, dataset_items, duplicates),
-    executor_def=in_process_executor,
+    selection=AssetSelection.assets(raw_items, dataset_items, duplicates).without_checks(),
     description="Takes one batch from claimed objects to dataset items.",
+)
+
+#: The data-quality checks that judge every batch at once; on a schedule and from the UI.
+dataset_checks_job = define_asset_job(
+    CHECKS_JOB,
+    selection=AssetSelection.checks(every_batch_has_items),
+    description="Checks that judge the dataset as a whole (every batch has committed items).",
 )

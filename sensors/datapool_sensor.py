@@ -1,5 +1,6 @@
-"""``datapool_<source>``: one sensor per source that claims new objects into batches and asks
-for one ``ingest_job`` run per batch."""
+"""``datapool_<source>``: one sensor per source that claims new objects into batches, asks for
+one ``ingest_job`` run per batch, and asks again for batches whose runs died or failed (the
+healing rule that ``bucketlake sync`` uses, so that the daemon alone heals too)."""
 
 import json
 import time
@@ -13,48 +14,63 @@ from dagster import (
     SkipReason,
     sensor,
 )
-from dagster._core.definitions.unresolved_asset_job_definition import (
-    UnresolvedAssetJobDefinition,
-)
 
-from ingest_assets.config import SourceConfig
+from ingest_assets.claiming.claim import Claimer, ClaimResult
+from ingest_assets.healing import WATERMARK, HealPlan, failed_batches, next_attempt, plan_healing
+from ingest_assets.names import ATTEMPT_TAG, INGEST_JOB, LAUNCHED_BY_TAG, SOURCE_TAG
 from ingest_assets.partitions import BATCHES, batches
-from resources.bucketlake import BucketlakeResource
+from resources.config import SourceConfig
 from resources.errors import LeaseHeld
-from sensors.claiming import Claimer
+from resources.lake.resource import LakeResource
+from resources.stores.resource import SourcesResource
 
 #: Listing time per tick; the rest of Dagster's 60 s sensor budget is left for writing batches.
 TICK_LISTING_BUDGET_S = 30.0
-SOURCE_TAG = "bucketlake/source"
 
 
 def run_request(batch: str, source: str, attempt: int = 1) -> RunRequest:
-    return RunRequest(partition_key=batch, run_key=f"{batch}:{attempt}", tags={SOURCE_TAG: source})
+    return RunRequest(
+        partition_key=batch,
+        run_key=f"{batch}:{attempt}",
+        tags={SOURCE_TAG: source, ATTEMPT_TAG: str(attempt), LAUNCHED_BY_TAG: "datapool sensor"},
+    )
 
 
-def build_datapool_sensor(
-    source: SourceConfig, job: UnresolvedAssetJobDefinition
-) -> SensorDefinition:
+def _skip_reason(source: SourceConfig, result: ClaimResult, heal: HealPlan) -> str:
+    reason = (
+        f"no new objects in {source.location}: {result.listed} listed"
+        + (f", {result.pending} waiting for a fuller batch" if result.pending else "")
+        + ("" if result.exhausted else ", listing continues next tick")
+    )
+    if heal.gave_up:
+        reason += f"; {len(heal.gave_up)} batches failed too often to run again"
+    return reason
+
+
+def build_datapool_sensor(source: SourceConfig) -> SensorDefinition:
+    name = f"datapool_{source.name}"
+
     @sensor(
-        name=f"datapool_{source.name}",
-        job=job,
+        name=name,
+        job_name=INGEST_JOB,
         minimum_interval_seconds=source.poll_seconds,
         default_status=DefaultSensorStatus.RUNNING,
         description=f"Claims new or changed objects of source {source.name} ({source.location}) "
-        "into batches and requests one ingest run per batch.",
+        "into batches and requests one ingest run per batch; requests a batch again when its "
+        "run died or failed (at most 3 failed runs).",
     )
     def datapool_sensor(
-        context: SensorEvaluationContext, bucketlake: BucketlakeResource
+        context: SensorEvaluationContext, lake: LakeResource, sources: SourcesResource
     ) -> SensorResult | SkipReason:
         cursor = json.loads(context.cursor) if context.cursor else {}
-        config = bucketlake.config()
         claimer = Claimer(
-            config.source(source.name),
-            bucketlake.source_store(source.name),
-            bucketlake.lake_store(),
-            claimer=f"sensor datapool_{source.name}",
+            sources.source(source.name),
+            sources.store(source.name),
+            lake.object_store,
+            claimer=f"sensor {name}",
         )
-        registered = set(context.instance.get_dynamic_partitions(BATCHES))
+        instance = context.instance
+        registered = set(instance.get_dynamic_partitions(BATCHES))
         try:
             result = claimer.claim(
                 registered=registered,
@@ -63,23 +79,39 @@ def build_datapool_sensor(
             )
         except LeaseHeld as exc:
             return SkipReason(f"another claim of source {source.name} is in progress: {exc}")
+        started = time.time()
+        watermark = f"{lake.object_store.name}\0{source.name}"
+        heal = plan_healing(
+            instance,
+            lake.lake(),
+            source.name,
+            failed_batches(instance, source.name, WATERMARK.since(watermark)) & registered,
+            healer=f"sensor {name}",
+        )
+        WATERMARK.advance(watermark, started)
+        for run_id in heal.marked_failed:
+            context.log.info(f"run {run_id} was left STARTED by a process that is gone: failed")
+        requests = [run_request(b, source.name) for b in result.unregistered]
+        requests += [run_request(b, source.name, next_attempt(instance, b)) for b in heal.run]
         new_cursor = json.dumps({"start_after": result.cursor})
-        if not result.unregistered:
-            reason = (
-                f"no new objects in {source.location}: {result.listed} listed"
-                + (f", {result.pending} waiting for a fuller batch" if result.pending else "")
-                + ("" if result.exhausted else ", listing continues next tick")
-            )
+        if not requests:
+            reason = _skip_reason(source, result, heal)
             if new_cursor == (context.cursor or new_cursor):
                 return SkipReason(reason)
             return SensorResult(skip_reason=reason, cursor=new_cursor)
-        context.log.info(
-            f"claimed {result.new_objects} new object versions into {len(result.new_batches)} "
-            f"batches; registering {len(result.unregistered)} partitions"
-        )
+        if result.unregistered:
+            context.log.info(
+                f"claimed {result.new_objects} new object versions into "
+                f"{len(result.new_batches)} batches; registering {len(result.unregistered)} "
+                "partitions"
+            )
+        if heal.run:
+            context.log.info(f"running again: {', '.join(heal.run)} (their last runs failed)")
         return SensorResult(
-            run_requests=[run_request(b, source.name) for b in result.unregistered],
-            dynamic_partitions_requests=[batches.build_add_request(result.unregistered)],
+            run_requests=requests,
+            dynamic_partitions_requests=(
+                [batches.build_add_request(result.unregistered)] if result.unregistered else []
+            ),
             cursor=new_cursor,
         )
 

@@ -10,13 +10,26 @@ from typing import Any
 
 import pytest
 import yaml
-from dagster import DagsterInstance, instance_for_test
+from dagster import (
+    AssetsDefinition,
+    DagsterInstance,
+    ExecuteInProcessResult,
+    SensorResult,
+    SkipReason,
+    build_sensor_context,
+    instance_for_test,
+    materialize,
+)
 
-from ingest_assets.config import BucketlakeConfig, load_config
-from resources.bucketlake import BucketlakeResource
+from ingest_assets.assets.dataset_items import dataset_items
+from ingest_assets.assets.raw_items import raw_items
+from ingest_assets.claiming.claim import Claimer, ClaimResult
+from ingest_assets.definitions import build_definitions
+from ingest_assets.partitions import BATCHES
+from resources.config import BucketlakeConfig, load_config
 from resources.lake.tables import Lake
+from resources.project import project_resources
 from resources.stores.local import LocalFolderStore
-from sensors.claiming import Claimer, ClaimResult
 
 pytest_plugins = ["tests.servers.gcs", "tests.servers.http", "tests.servers.seaweed"]
 
@@ -34,8 +47,9 @@ class Project:
         return load_config(self.config_path)
 
     @property
-    def resource(self) -> BucketlakeResource:
-        return BucketlakeResource(config_file=str(self.config_path))
+    def resources(self) -> dict[str, Any]:
+        """The resources the definitions build from the config file as it is now."""
+        return project_resources(self.config)
 
     @property
     def lake(self) -> Lake:
@@ -50,15 +64,53 @@ class Project:
             claimer="test",
         ).claim(registered=registered or set(), close_all=True)
 
-    def write_config(self, *, lake: Any = "lake", **source: Any) -> None:
+    def ingest(
+        self,
+        instance: DagsterInstance,
+        batch: str,
+        assets: list[AssetsDefinition] | None = None,
+        *,
+        raise_on_error: bool = True,
+    ) -> ExecuteInProcessResult:
+        """Materialize one batch (``raw_items`` and ``dataset_items`` unless ``assets`` says
+        otherwise) with the resources of the config as it is now."""
+        return materialize(
+            assets or [raw_items, dataset_items],
+            partition_key=batch,
+            resources=self.resources,
+            instance=instance,
+            raise_on_error=raise_on_error,
+        )
+
+    def tick(
+        self, instance: DagsterInstance, cursor: str | None = None, source: str = "inbox"
+    ) -> SensorResult | SkipReason:
+        """One evaluation of ``datapool_<source>`` from freshly loaded definitions; the
+        partitions it asks for are added as the daemon would add them."""
+        defs = build_definitions(self.config)
+        sensor = next(s for s in defs.sensors if s.name == f"datapool_{source}")
+        with build_sensor_context(
+            instance=instance, cursor=cursor, resources=self.resources
+        ) as context:
+            result = sensor(context)
+        assert isinstance(result, SensorResult | SkipReason), result
+        if isinstance(result, SensorResult):
+            for request in result.dynamic_partitions_requests or []:
+                instance.add_dynamic_partitions(BATCHES, list(request.partition_keys))
+        return result
+
+    def write_config(
+        self, *, lake: Any = "lake", dagster_home: str | None = "dagster_home", **source: Any
+    ) -> None:
         """Write ``bucketlake.yaml`` with one source ``inbox`` (the local folder unless
         ``uri``/``manifest`` say otherwise; a field given as None is left out)."""
         fields = {"name": "inbox", "uri": "inbox", **source}
         body = {
             "lake": lake,
-            "dagster_home": "dagster_home",
             "sources": [{k: v for k, v in fields.items() if v is not None}],
         }
+        if dagster_home is not None:
+            body["dagster_home"] = dagster_home
         self.config_path.write_text(yaml.safe_dump(body), encoding="utf-8")
 
 
@@ -85,7 +137,7 @@ def instance() -> Iterator[DagsterInstance]:
 @pytest.fixture(autouse=True)
 def _fresh_datapool_records() -> Iterator[None]:
     """Each test starts with no datapool record cached in this process."""
-    from sensors import datapool
+    from resources.lake import datapool
 
     datapool._RECORDS.clear()
     yield

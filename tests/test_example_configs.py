@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest_assets.config import load_config
 from ingest_assets.definitions import build_definitions
+from resources.config import load_config
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "demo" / "configs").glob("*.yaml"))
 

@@ -10,19 +10,20 @@ from typing import Any
 import pyarrow as pa
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from ingest_assets.assets.metadata import markdown_table
+from ingest_assets.assets.item_workers import item_builder
+from ingest_assets.assets.metadata import Timer, column_schema, markdown_table
 from ingest_assets.assets.raw_items import raw_items
 from ingest_assets.assets.runtime import INGEST_RETRY, record_run_process
-from ingest_assets.config import SourceConfig
 from ingest_assets.items.rows import ITEMS_CODE_VERSION, ITEMS_SCHEMA, STATUSES, error_reason
-from ingest_assets.items.workers import item_builder
+from ingest_assets.names import DATASET_ITEMS, RAW_ITEMS
 from ingest_assets.partitions import batches
 from ingest_assets.progress import Progress
-from resources.bucketlake import BucketlakeResource
+from resources.config import SourceConfig
+from resources.lake.datapool import parse_batch_key
+from resources.lake.resource import LakeResource
 from resources.lake.tables import Lake, PartitionWriter
-from sensors.datapool import parse_batch_key
+from resources.stores.resource import SourcesResource
 
-ASSET = "dataset_items"
 PREVIEW_COLUMNS = [
     "key",
     "label",
@@ -40,7 +41,7 @@ _ROW_SETTINGS = ("label_strategy", "test_fraction", "verify", "max_image_pixels"
 
 
 def items_fingerprint(lake: Lake, batch: str, source: SourceConfig) -> str:
-    raw_commit = lake.read_commit("raw_items", batch)
+    raw_commit = lake.read_commit(RAW_ITEMS, batch)
     if raw_commit is None:
         raise Failure(
             f"raw_items has no committed table for batch {batch}; materialize raw_items first "
@@ -84,7 +85,9 @@ def _fail_on_bad_item(rows: list[dict[str, Any]], start: int, writer: PartitionW
 
 
 @asset(
+    name=DATASET_ITEMS,
     partitions_def=batches,
+    code_version=ITEMS_CODE_VERSION,
     deps=[raw_items],
     group_name="ingest",
     retry_policy=INGEST_RETRY,
@@ -94,24 +97,27 @@ def _fail_on_bad_item(rows: list[dict[str, Any]], start: int, writer: PartitionW
     "and status/error for objects that are empty, truncated, not images or too large.",
 )
 def dataset_items(
-    context: AssetExecutionContext, bucketlake: BucketlakeResource
+    context: AssetExecutionContext, lake: LakeResource, sources: SourcesResource
 ) -> MaterializeResult[None]:
     record_run_process(context)
+    timer = Timer()
     batch = context.partition_key
     source_name, _ = parse_batch_key(batch)
-    source = bucketlake.config().source(source_name)
-    lake = bucketlake.lake()
-    store = bucketlake.source_store(source_name)
-    raw = lake.read_table("raw_items", batch)
+    source = sources.source(source_name)
+    tables = lake.lake()
+    store = sources.store(source_name)
+    raw = tables.read_table(RAW_ITEMS, batch)
     total = raw.num_rows
-    fingerprint = items_fingerprint(lake, batch, source)
+    fingerprint = items_fingerprint(tables, batch, source)
     workers = source.num_workers or os.cpu_count() or 1
     tally = _Tally()
     log = context.log
 
     with (
-        lake.writer(ASSET, batch, fingerprint=fingerprint, run_id=context.run.run_id) as writer,
-        item_builder(bucketlake.config(), source, store, batch, workers) as build_rows,
+        tables.writer(
+            DATASET_ITEMS, batch, fingerprint=fingerprint, run_id=context.run.run_id
+        ) as writer,
+        item_builder(source, store, batch, workers) as build_rows,
     ):
         preview: list[dict[str, Any]] = []
         if writer.resumed_rows:
@@ -139,14 +145,16 @@ def dataset_items(
         commit = writer.commit(ITEMS_SCHEMA, status_counts=dict(tally.status))
     metadata: dict[str, Any] = {
         "dagster/row_count": commit.rows,
+        "dagster/column_schema": column_schema(ITEMS_SCHEMA),
         "source": source_name,
         "resumed_rows": writer.resumed_rows,
         "workers": f"{workers} {source.worker_kind if workers > 1 else '(inline)'}",
-        "table": MetadataValue.path(lake.table_uri(ASSET, batch)),
+        "table": MetadataValue.path(tables.table_uri(DATASET_ITEMS, batch)),
         "preview": markdown_table(preview, PREVIEW_COLUMNS),
         "labels": MetadataValue.json(dict(tally.labels)),
         "splits": MetadataValue.json(dict(tally.splits)),
         "errors_by_reason": MetadataValue.json(dict(tally.reasons)),
+        **timer.metadata(total - writer.resume_from, "items"),
     }
     for status in STATUSES:
         metadata[status] = tally.status.get(status, 0)

@@ -8,14 +8,17 @@ import pyarrow as pa
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from ingest_assets.assets.dataset_items import dataset_items
-from ingest_assets.assets.metadata import markdown_table
+from ingest_assets.assets.metadata import Timer, column_schema, markdown_table
 from ingest_assets.assets.runtime import INGEST_RETRY, record_run_process
 from ingest_assets.items.duplicates import HashedItem, duplicate_counts, find_duplicates
+from ingest_assets.names import DATASET_ITEMS, DUPLICATES
 from ingest_assets.partitions import BATCHES, batches
-from resources.bucketlake import BucketlakeResource
-from sensors.datapool import parse_batch_key
+from resources.lake.datapool import parse_batch_key
+from resources.lake.resource import LakeResource
+from resources.stores.resource import SourcesResource
 
-ASSET = "duplicates"
+#: Bump when duplicates rows would come out differently for the same items.
+DUPLICATES_CODE_VERSION = "duplicates-1"
 COLUMNS = ["item_id", "key", "batch", "sha256", "phash", "status"]
 SCHEMA = pa.schema(
     [
@@ -39,7 +42,9 @@ def _hashed(rows: list[dict[str, Any]]) -> list[HashedItem]:
 
 
 @asset(
+    name=DUPLICATES,
     partitions_def=batches,
+    code_version=DUPLICATES_CODE_VERSION,
     deps=[dataset_items],
     group_name="ingest",
     kinds={"parquet"},
@@ -48,20 +53,21 @@ def _hashed(rows: list[dict[str, Any]]) -> list[HashedItem]:
     "among themselves and among the items of earlier batches.",
 )
 def duplicates(
-    context: AssetExecutionContext, bucketlake: BucketlakeResource
+    context: AssetExecutionContext, lake: LakeResource, sources: SourcesResource
 ) -> MaterializeResult[None]:
     record_run_process(context)
+    timer = Timer()
     batch = context.partition_key
-    source = bucketlake.config().source(parse_batch_key(batch)[0])
-    lake = bucketlake.lake()
+    source = sources.source(parse_batch_key(batch)[0])
+    tables = lake.lake()
     registered = context.instance.get_dynamic_partitions(BATCHES)
     earlier = registered[: registered.index(batch)] if batch in registered else []
-    new_rows = lake.read_table("dataset_items", batch, COLUMNS).to_pylist()
+    new_rows = tables.read_table(DATASET_ITEMS, batch, COLUMNS).to_pylist()
     new_ids = {r["item_id"] for r in new_rows}
     old_rows: list[dict[str, Any]] = []
-    committed = [b for b in earlier if lake.is_committed("dataset_items", b)]
+    committed = [b for b in earlier if tables.is_committed(DATASET_ITEMS, b)]
     if committed:
-        current = lake.read_current("dataset_items", committed, COLUMNS).to_pylist()
+        current = tables.read_current(DATASET_ITEMS, committed, COLUMNS).to_pylist()
         old_rows = [r for r in current if r["item_id"] not in new_ids]  # not its own old version
     old, new = _hashed(old_rows), _hashed(new_rows)
     batch_of = {r["item_id"]: r["batch"] for r in old_rows + new_rows}
@@ -82,7 +88,9 @@ def duplicates(
     ]
     table = pa.Table.from_pylist(rows, schema=SCHEMA)
     fingerprint = f"{len(old)}:{len(new)}:{source.near_duplicate_distance}"
-    with lake.writer(ASSET, batch, fingerprint=fingerprint, run_id=context.run.run_id) as writer:
+    with tables.writer(
+        DUPLICATES, batch, fingerprint=fingerprint, run_id=context.run.run_id
+    ) as writer:
         if table.num_rows:
             writer.write_chunk(table, input_end=table.num_rows)
         writer.commit(SCHEMA)
@@ -90,14 +98,16 @@ def duplicates(
     return MaterializeResult(
         metadata={
             "dagster/row_count": table.num_rows,
+            "dagster/column_schema": column_schema(SCHEMA),
             "exact_duplicates": counts["exact"],
             "near_duplicates": counts["near"],
             "duplicate_rate": round(len(found) / len(new), 4) if new else 0.0,
             "compared_with_earlier_items": len(old),
             "near_duplicate_distance": source.near_duplicate_distance,
-            "table": MetadataValue.path(lake.table_uri(ASSET, batch)),
+            "table": MetadataValue.path(tables.table_uri(DUPLICATES, batch)),
             "preview": markdown_table(
                 rows[:10], ["key", "kind", "distance", "duplicate_key", "duplicate_batch"]
             ),
+            **timer.metadata(len(new), "items"),
         }
     )

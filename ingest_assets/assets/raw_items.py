@@ -8,37 +8,40 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from ingest_assets.assets.metadata import markdown_table
+from ingest_assets.assets.metadata import Timer, column_schema, markdown_table
 from ingest_assets.assets.runtime import INGEST_RETRY, record_run_process
 from ingest_assets.items.identity import item_id
+from ingest_assets.names import RAW_ITEMS
 from ingest_assets.partitions import batches
-from resources.bucketlake import BucketlakeResource
 from resources.errors import ObjectNotFound
-from sensors.datapool import manifest_key, parse_batch_key
+from resources.lake.datapool import manifest_key, parse_batch_key
+from resources.lake.resource import LakeResource
 
-ASSET = "raw_items"
+#: Bump when raw_items rows would come out differently for the same manifest.
+RAW_ITEMS_CODE_VERSION = "raw-1"
 
 
 @asset(
+    name=RAW_ITEMS,
     partitions_def=batches,
+    code_version=RAW_ITEMS_CODE_VERSION,
     group_name="ingest",
     retry_policy=INGEST_RETRY,
     kinds={"parquet"},
     description="The object versions claimed into this batch: source, key, uri, size, change "
     "token, last_modified, kind, and the item_id each becomes.",
 )
-def raw_items(
-    context: AssetExecutionContext, bucketlake: BucketlakeResource
-) -> MaterializeResult[None]:
+def raw_items(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult[None]:
     record_run_process(context)
+    timer = Timer()
     batch = context.partition_key
     source, _ = parse_batch_key(batch)
-    lake = bucketlake.lake()
+    tables = lake.lake()
     try:
-        data = lake.store.get(manifest_key(batch))
+        data = tables.store.get(manifest_key(batch))
     except ObjectNotFound:
         raise Failure(
-            f"batch {batch} has no manifest at {lake.store.uri(manifest_key(batch))}; batches "
+            f"batch {batch} has no manifest at {tables.store.uri(manifest_key(batch))}; batches "
             "are created by the datapool sensor or `bucketlake sync`, not by hand",
             allow_retries=False,
         ) from None
@@ -46,7 +49,9 @@ def raw_items(
     ids = [item_id(source, k) for k in table.column("key").to_pylist()]
     table = table.add_column(0, "item_id", pa.array(ids, type=pa.string()))
     fingerprint = hashlib.sha256(data).hexdigest()
-    with lake.writer(ASSET, batch, fingerprint=fingerprint, run_id=context.run.run_id) as writer:
+    with tables.writer(
+        RAW_ITEMS, batch, fingerprint=fingerprint, run_id=context.run.run_id
+    ) as writer:
         if table.num_rows:
             writer.write_chunk(table, input_end=table.num_rows)
         writer.commit(table.schema)
@@ -55,10 +60,12 @@ def raw_items(
     return MaterializeResult(
         metadata={
             "dagster/row_count": table.num_rows,
+            "dagster/column_schema": column_schema(table.schema),
             "source": source,
             "bytes": int(sum(table.column("size").to_pylist())),
             "kinds": MetadataValue.json(dict(kinds)),
-            "table": MetadataValue.path(lake.table_uri(ASSET, batch)),
+            "table": MetadataValue.path(tables.table_uri(RAW_ITEMS, batch)),
             "preview": markdown_table(preview, ["key", "size", "kind", "change_token"]),
+            **timer.metadata(table.num_rows),
         }
     )

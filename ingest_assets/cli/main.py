@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _sync(args: argparse.Namespace) -> int:
     from ingest_assets.cli.sync import summary, sync
-    from ingest_assets.config import load_config
+    from resources.config import load_config
 
     config = load_config()
     sources = [config.source(n) for n in args.source] if args.source else list(config.sources)
@@ -61,23 +61,23 @@ def _sync(args: argparse.Namespace) -> int:
 
 def _home(args: argparse.Namespace) -> int:
     from ingest_assets.cli.instance import ensure_dagster_home
-    from ingest_assets.config import load_config
+    from resources.config import load_config
 
     print(ensure_dagster_home(load_config()))
     return 0
 
 
 def _verify_source(args: argparse.Namespace) -> int:
-    from ingest_assets.config import load_config
+    from ingest_assets.claiming.globs import KeyFilter
+    from resources.config import load_config
     from resources.errors import StoreError
     from resources.stores.open import open_source_store
     from resources.stores.verify import verify_store
-    from sensors.globs import KeyFilter
 
     config = load_config()
     source = config.source(args.name)
     try:
-        with open_source_store(config, source) as store:
+        with open_source_store(source) as store:
             check = verify_store(store, keep=KeyFilter(source.include, source.exclude))
     except StoreError as exc:
         print(f"source {source.name} ({source.location}): FAILED", flush=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from typing import Protocol
 
 from dagster import (
     DagsterEvent,
@@ -15,19 +16,39 @@ from dagster import (
     execute_job,
     reconstructable,
 )
-from dagster_shared.error import SerializableErrorInfo
 
-from sensors.datapool import parse_batch_key
-from sensors.datapool_sensor import SOURCE_TAG
+from ingest_assets.names import (
+    ATTEMPT_TAG,
+    INGEST_JOB,
+    LAUNCHED_BY_TAG,
+    MAX_RETRIES_TAG,
+    PARTITION_TAG,
+    SOURCE_TAG,
+)
+from resources.lake.datapool import parse_batch_key
 
 RESULT_PREFIX = "bucketlake-run-result "
 
 
+class SerializableErrorInfo(Protocol):
+    """The shape of the errors in Dagster's step events (``error`` of their event data)."""
+
+    message: str
+    cls_name: str | None
+    cause: SerializableErrorInfo | None
+
+
 def ingest_job_def() -> JobDefinition:
     from ingest_assets.definitions import defs
-    from ingest_assets.jobs import INGEST_JOB
 
     return defs.resolve_job_def(INGEST_JOB)
+
+
+def _error_of(event: DagsterEvent) -> SerializableErrorInfo | None:
+    error = getattr(event.event_specific_data, "error", None)
+    if error is None or not all(hasattr(error, a) for a in ("message", "cls_name", "cause")):
+        return None
+    return error  # type: ignore[no-any-return]
 
 
 _RETRY_WRAPPERS = {"RetryRequestedFromPolicy", "RetryRequested"}
@@ -52,8 +73,8 @@ def failure_message(events: Sequence[DagsterEvent]) -> str | None:
     step gave up after its retries, the error of its last attempt."""
     last: str | None = None
     for event in events:
-        error = getattr(event.event_specific_data, "error", None)
-        if not isinstance(error, SerializableErrorInfo):
+        error = _error_of(event)
+        if error is None:
             continue
         if event.event_type in (DagsterEventType.STEP_FAILURE, DagsterEventType.STEP_UP_FOR_RETRY):
             message = _user_error(error)
@@ -71,10 +92,12 @@ def run_batch(batch: str, attempt: int) -> dict[str, object]:
             reconstructable(ingest_job_def),
             instance=instance,
             tags={
-                "dagster/partition": batch,
+                PARTITION_TAG: batch,
                 SOURCE_TAG: source,
-                "bucketlake/launched_by": "bucketlake sync",
-                "bucketlake/attempt": str(attempt),
+                LAUNCHED_BY_TAG: "bucketlake sync",
+                ATTEMPT_TAG: str(attempt),
+                # sync runs a failed batch again itself (the next sync), not the retry daemon
+                MAX_RETRIES_TAG: "0",
             },
         )
         return {

@@ -15,31 +15,23 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import DagsterInstance, RunsFilter
 
-from ingest_assets.assets.runtime import PID_TAG, run_process_is_dead
+from ingest_assets.assets.runtime import run_process_is_dead
+from ingest_assets.claiming.claim import Claimer, ClaimResult
 from ingest_assets.cli.instance import open_instance
 from ingest_assets.cli.progress_bar import ProgressBar
 from ingest_assets.cli.run_batch import RESULT_PREFIX
-from ingest_assets.config import BucketlakeConfig, SourceConfig
+from ingest_assets.healing import IN_FLIGHT, mark_dead_run_failed, next_attempt, plan_healing
 from ingest_assets.items.rows import STATUSES
+from ingest_assets.names import DATASET_ITEMS, PARTITION_TAG, RAW_ITEMS
 from ingest_assets.partitions import BATCHES
+from resources.config import BucketlakeConfig, SourceConfig
 from resources.errors import LeaseHeld
 from resources.lake.tables import Lake
 from resources.stores.open import open_lake_store, open_source_store
-from sensors.claiming import Claimer, ClaimResult
-from sensors.datapool import parse_batch_key
 
 CLAIM_LEASE_WAIT_S = 120.0
-#: A batch whose runs failed this many times is not run again by sync without --retry-failed.
-MAX_ATTEMPTS = 3
-PARTITION_TAG = "dagster/partition"
-IN_FLIGHT = [
-    DagsterRunStatus.QUEUED,
-    DagsterRunStatus.NOT_STARTED,
-    DagsterRunStatus.STARTING,
-    DagsterRunStatus.STARTED,
-]
 
 
 @dataclass
@@ -50,6 +42,7 @@ class BatchOutcome:
     error: str | None = None
     status_counts: dict[str, int] = field(default_factory=dict)
     resumed_rows: int = 0
+    left_to: str | None = None  # a run started by someone else (the daemon) meanwhile
 
 
 @dataclass
@@ -74,57 +67,6 @@ def claim_waiting(claimer: Claimer, registered: set[str]) -> ClaimResult:
             if time.monotonic() > waited_until:
                 raise
             time.sleep(0.1)
-
-
-@dataclass
-class HealPlan:
-    """Batches of one source that need a run again, and what was found on the way."""
-
-    run: list[str] = field(default_factory=list)
-    marked_failed: list[str] = field(default_factory=list)  # runs whose process is gone
-    waiting: list[str] = field(default_factory=list)  # a live or queued run exists
-    gave_up: list[tuple[str, int]] = field(default_factory=list)  # (batch, failed runs)
-
-
-def plan_healing(
-    instance: DagsterInstance,
-    lake: Lake,
-    source: str,
-    registered: set[str],
-    *,
-    retry_failed: bool = False,
-) -> HealPlan:
-    """Registered batches of ``source`` with no committed ``dataset_items``: those whose runs
-    all ended (or whose run's process died, which leaves it STARTED) run again, up to
-    MAX_ATTEMPTS failed runs unless ``retry_failed``."""
-    plan = HealPlan()
-    for batch in sorted(registered):
-        if parse_batch_key(batch)[0] != source or lake.is_committed("dataset_items", batch):
-            continue
-        live = False
-        for run in instance.get_runs(RunsFilter(tags={PARTITION_TAG: batch}, statuses=IN_FLIGHT)):
-            if run.status in (DagsterRunStatus.STARTED, DagsterRunStatus.STARTING) and (
-                run_process_is_dead(run)
-            ):
-                instance.report_run_failed(
-                    run,
-                    message=f"bucketlake sync: the process of this run (pid {run.tags[PID_TAG]}) "
-                    "is gone; marked failed so that the batch can run again",
-                )
-                plan.marked_failed.append(run.run_id)
-            else:
-                live = True
-        if live:
-            plan.waiting.append(batch)
-            continue
-        failed = instance.get_run_records(
-            RunsFilter(tags={PARTITION_TAG: batch}, statuses=[DagsterRunStatus.FAILURE])
-        )
-        if len(failed) >= MAX_ATTEMPTS and not retry_failed:
-            plan.gave_up.append((batch, len(failed)))
-            continue
-        plan.run.append(batch)
-    return plan
 
 
 class RunProcesses:
@@ -182,16 +124,12 @@ class RunProcesses:
                 proc.wait()
 
 
-def mark_stopped_runs_failed(instance: DagsterInstance, batches: list[str]) -> None:
+def mark_stopped_runs_failed(instance: DagsterInstance, stopped: list[str]) -> None:
     """Runs of these batches left STARTED by a process that is gone are marked failed."""
-    for batch in batches:
+    for batch in stopped:
         for run in instance.get_runs(RunsFilter(tags={PARTITION_TAG: batch}, statuses=IN_FLIGHT)):
             if run_process_is_dead(run):
-                instance.report_run_failed(run, message="stopped by bucketlake sync")
-
-
-def _attempt(instance: DagsterInstance, batch: str) -> int:
-    return len(instance.get_run_records(RunsFilter(tags={PARTITION_TAG: batch}))) + 1
+                mark_dead_run_failed(instance, run.run_id, "stopped by bucketlake sync")
 
 
 def sync(
@@ -209,7 +147,7 @@ def sync(
     to_run: list[str] = []
     for source in sources:
         registered = set(instance.get_dynamic_partitions(BATCHES))
-        with open_source_store(config, source) as source_store:
+        with open_source_store(source) as source_store:
             claimer = Claimer(
                 source, source_store, lake_store, claimer=f"bucketlake sync (pid {os.getpid()})"
             )
@@ -218,7 +156,14 @@ def sync(
             instance.add_dynamic_partitions(BATCHES, result.unregistered)
         report.new_objects += result.new_objects
         report.new_batches += len(result.new_batches)
-        heal = plan_healing(instance, lake, source.name, registered, retry_failed=retry_failed)
+        heal = plan_healing(
+            instance,
+            lake,
+            source.name,
+            registered,
+            healer="bucketlake sync",
+            retry_failed=retry_failed,
+        )
         say(
             f"{source.name}: {result.listed} objects listed, {result.new_objects} new object "
             f"versions in {len(result.new_batches)} new batches"
@@ -242,11 +187,17 @@ def sync(
     bar = ProgressBar(len(to_run))
 
     def run_one(batch: str) -> BatchOutcome:
-        outcome = processes.run(batch, _attempt(instance, batch))
+        # The daemon's sensor may have taken the batch since the plan was made.
+        taken = instance.get_runs(RunsFilter(tags={PARTITION_TAG: batch}, statuses=IN_FLIGHT))
+        if taken:
+            done = BatchOutcome(batch, True, taken[0].run_id, left_to=taken[0].run_id)
+            (bar.say if bar.enabled else say)(describe(done))
+            return done
+        outcome = processes.run(batch, next_attempt(instance, batch))
         done = BatchOutcome(
             batch, bool(outcome["success"]), outcome.get("run_id"), outcome.get("error")
         )
-        commit = lake.read_commit("dataset_items", batch) if done.success else None
+        commit = lake.read_commit(DATASET_ITEMS, batch) if done.success else None
         if commit is not None:
             done.status_counts = dict(commit.extra.get("status_counts", {}))
             done.resumed_rows = int(commit.extra.get("resumed_rows", 0))
@@ -272,6 +223,8 @@ def describe(outcome: BatchOutcome) -> str:
     run = f"run {outcome.run_id[:8]}" if outcome.run_id else "no run"
     if not outcome.success:
         return f"  {outcome.batch}: FAILED ({run}): {outcome.error}"
+    if outcome.left_to:
+        return f"  {outcome.batch}: left to {run}, which the daemon started meanwhile"
     counts = outcome.status_counts
     total = sum(counts.values())
     parts = [f"{counts.get(s, 0)} {s}" for s in STATUSES if counts.get(s, 0) or s == "ok"]
@@ -285,11 +238,11 @@ def summary(report: SyncReport, config: BucketlakeConfig) -> str:
         for status, n in outcome.status_counts.items():
             counts[status] = counts.get(status, 0) + n
     bad = sum(n for s, n in counts.items() if s != "ok")
-    lake = open_lake_store(config).uri("dataset_items")
+    lake = open_lake_store(config).uri(DATASET_ITEMS)
     lines = [
         f"sync: {report.new_objects} new object versions in {report.new_batches} batches; "
         f"{len(report.outcomes)} runs, {len(report.failed)} failed; "
         f"items: {counts.get('ok', 0)} ok, {bad} not ok",
-        f"tables: {lake}/<batch>/ (dataset_items), and raw_items beside it",
+        f"tables: {lake}/<batch>/ ({DATASET_ITEMS}), and {RAW_ITEMS} beside it",
     ]
     return "\n".join(lines)

@@ -6,11 +6,14 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import imagehash
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ingest_assets.config import VerifyLevel
+if TYPE_CHECKING:  # the config models are Dagster Config classes: no Dagster at run time
+    from resources.config import VerifyLevel
+
 
 EXIF_ORIENTATION = 0x0112
 #: EXIF orientations that rotate by 90 or 270 degrees: the displayed image is transposed.

@@ -14,9 +14,11 @@ lands in the same split.
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from ingest_assets.config import LabelStrategy
+if TYPE_CHECKING:  # the config models are Dagster Config classes: no Dagster at run time
+    from resources.config import LabelStrategy
+
 
 Split = Literal["train", "test"]
 UNLABELED_FOLDER = "unlabeled"

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from ingest_assets.config import SourceConfig
 from ingest_assets.items.identity import item_id
 from ingest_assets.items.inspect import inspect_image
 from ingest_assets.items.labels import label_and_split
 from resources.errors import AccessDenied, ObjectNotFound
 from resources.stores.base import ObjectStore
+
+if TYPE_CHECKING:  # the config models are Dagster Config classes: no Dagster at run time
+    from resources.config import SourceConfig
 
 #: Bump when item rows would come out differently for the same input (invalidates checkpoints).
 ITEMS_CODE_VERSION = "items-1"

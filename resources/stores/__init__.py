@@ -1,7 +1,3 @@
-"""Object stores behind one interface: local folders now; S3, GCS and HTTP plug in beside it."""
-
-from resources.stores.base import ObjectInfo, ObjectStore, check_key
-from resources.stores.local import LocalFolderStore
-from resources.stores.open import open_store
-
-__all__ = ["LocalFolderStore", "ObjectInfo", "ObjectStore", "check_key", "open_store"]
+"""Object stores behind one interface (``base.ObjectStore``): local folders, S3 and
+S3-compatible stores, GCS, read-only HTTP(S) and manifests; ``open.open_store`` picks one by
+URI. Nothing is imported here, so that code using only the interface loads no store client."""

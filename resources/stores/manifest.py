@@ -22,7 +22,7 @@ from resources.errors import ObjectNotFound, StoreError
 from resources.stores.base import DEFAULT_PAGE_SIZE, ObjectInfo, ObjectStore
 from resources.stores.http import HttpStore
 from resources.stores.manifest_parse import ManifestEntry, manifest_format, parse_manifest
-from resources.stores.options import StorageOptions
+from resources.stores.options import StorageOptions, no_options
 from resources.stores.retry import DEFAULT_RETRY, RetryPolicy
 
 
@@ -52,7 +52,7 @@ class ManifestStore(ObjectStore):
     ) -> None:
         self.manifest_uri = manifest_uri
         self.name = f"manifest {manifest_uri}"
-        self._options = options or StorageOptions()
+        self._options = options or no_options()
         self._retry = retry
         manifest_format(manifest_uri)  # an unsupported extension fails before any I/O
         self._listing_lock = threading.Lock()  # one reader of the manifest at a time

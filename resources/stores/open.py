@@ -10,10 +10,10 @@ from urllib.parse import unquote, urlparse
 from resources.errors import ConfigError
 from resources.stores.base import ObjectStore
 from resources.stores.local import LocalFolderStore
-from resources.stores.options import StorageOptions
+from resources.stores.options import StorageOptions, no_options
 
-if TYPE_CHECKING:
-    from ingest_assets.config import BucketlakeConfig, SourceConfig
+if TYPE_CHECKING:  # the config models carry StorageOptions, so they import this package
+    from resources.config import BucketlakeConfig, SourceConfig
 
 SUPPORTED_SCHEMES = ("file", "s3", "gs")
 
@@ -26,6 +26,11 @@ def register_store_scheme(scheme: str, factory: StoreFactory) -> None:
     """Serve URIs of ``scheme`` with ``factory(uri, options)``: the seam for stores this
     package does not ship (and for tests that need a store that fails on purpose)."""
     _EXTRA_SCHEMES[scheme] = factory
+
+
+def unregister_store_scheme(scheme: str) -> None:
+    """Stop serving ``scheme`` (undoes :func:`register_store_scheme`)."""
+    _EXTRA_SCHEMES.pop(scheme, None)
 
 
 def local_path(uri: str, base: Path | None = None) -> Path:
@@ -52,7 +57,7 @@ def open_store(
     uri: str, options: StorageOptions | None = None, *, base: Path | None = None
 ) -> ObjectStore:
     """The store a URI names: a folder (plain path or ``file://``), ``s3://`` or ``gs://``."""
-    options = options or StorageOptions()
+    options = options or no_options()
     scheme = urlparse(uri).scheme
     if scheme in _EXTRA_SCHEMES:
         return _EXTRA_SCHEMES[scheme](uri, options)
@@ -79,10 +84,11 @@ def open_lake_store(config: BucketlakeConfig) -> ObjectStore:
     return open_store(config.lake_uri, config.lake_options)
 
 
-def open_source_store(config: BucketlakeConfig, source: SourceConfig) -> ObjectStore:
+def open_source_store(source: SourceConfig) -> ObjectStore:
+    """The store of a source whose paths are resolved (``BucketlakeConfig.resolved``)."""
     if source.manifest is not None:
         from resources.stores.manifest import ManifestStore
 
-        return ManifestStore(config.resolve(source.manifest), source.storage())
+        return ManifestStore(source.manifest, source.storage())
     assert source.uri is not None
-    return open_store(config.resolve(source.uri), source.storage())
+    return open_store(source.uri, source.storage())

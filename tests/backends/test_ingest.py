@@ -7,13 +7,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context, materialize
+from dagster import DagsterInstance, SensorResult, SkipReason
 
 from ingest_assets.assets.dataset_items import dataset_items
 from ingest_assets.assets.duplicates import duplicates
 from ingest_assets.assets.raw_items import raw_items
-from ingest_assets.definitions import build_definitions
 from tests.backends.conftest import Backend
 from tests.conftest import Project
 from tests.images import encode, noise
@@ -25,25 +25,12 @@ def jpeg(width: int, height: int, seed: int) -> bytes:
     return encode(noise(width, height, seed=seed), "JPEG")
 
 
-def tick(project: Project, instance: DagsterInstance, cursor: str | None = None):  # type: ignore[no-untyped-def]
-    (sensor,) = build_definitions(project.config).sensors
-    with build_sensor_context(
-        instance=instance, cursor=cursor, resources={"bucketlake": project.resource}
-    ) as context:
-        result = sensor(context)
-    if isinstance(result, SensorResult):
-        for request in result.dynamic_partitions_requests or []:
-            instance.add_dynamic_partitions("batches", list(request.partition_keys))
-    return result
+def tick(project: Project, instance: DagsterInstance, cursor: str | None = None) -> Any:
+    return project.tick(instance, cursor)
 
 
 def ingest(project: Project, instance: DagsterInstance, batch: str) -> None:
-    result = materialize(
-        [raw_items, dataset_items, duplicates],
-        partition_key=batch,
-        resources={"bucketlake": project.resource},
-        instance=instance,
-    )
+    result = project.ingest(instance, batch, [raw_items, dataset_items, duplicates])
     assert result.success
 
 

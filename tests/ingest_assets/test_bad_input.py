@@ -10,11 +10,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from dagster import DagsterInstance, ExecuteInProcessResult, materialize
+from dagster import DagsterInstance, ExecuteInProcessResult
 from PIL import Image
 
-from ingest_assets.assets.dataset_items import dataset_items
-from ingest_assets.assets.raw_items import raw_items
 from ingest_assets.items.identity import item_id
 from resources.stores.local import LocalFolderStore
 from tests.conftest import Project
@@ -41,13 +39,7 @@ def claim_one_batch(project: Project, instance: DagsterInstance) -> str:
 def ingest(
     project: Project, instance: DagsterInstance, batch: str, *, raise_on_error: bool = True
 ) -> ExecuteInProcessResult:
-    return materialize(
-        [raw_items, dataset_items],
-        partition_key=batch,
-        resources={"bucketlake": project.resource},
-        instance=instance,
-        raise_on_error=raise_on_error,
-    )
+    return project.ingest(instance, batch, raise_on_error=raise_on_error)
 
 
 def item_metadata(result: ExecuteInProcessResult) -> dict[str, Any]:

@@ -1,15 +1,18 @@
-"""``defs`` loads, every job resolves, and there is one datapool sensor per source."""
+"""``defs`` loads, every job resolves, one datapool sensor per source, and the resources carry
+the config's validated settings, fixed when the definitions load."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import yaml
-from dagster import AssetKey, DagsterInstance, Definitions
+from dagster import AssetKey, DagsterInstance, Definitions, QueuedRunCoordinator
 
 from ingest_assets.cli.instance import ensure_dagster_home
-from ingest_assets.config import load_config
 from ingest_assets.definitions import build_definitions
+from resources.config import load_config
+from resources.lake.resource import LakeResource
+from resources.stores.resource import ObjectStoreResource, SourcesResource
 
 
 def test_module_defs_is_definitions_and_every_job_resolves() -> None:
@@ -18,7 +21,7 @@ def test_module_defs_is_definitions_and_every_job_resolves() -> None:
     assert isinstance(defs, Definitions)
     Definitions.validate_loadable(defs)
     jobs = {job.name for job in defs.resolve_all_job_defs()}
-    assert "ingest_job" in jobs
+    assert {"ingest_job", "dataset_checks_job"} <= jobs
     ingest = defs.resolve_job_def("ingest_job")
     assert set(ingest.asset_layer.executable_asset_keys) == {
         AssetKey("raw_items"),
@@ -26,17 +29,21 @@ def test_module_defs_is_definitions_and_every_job_resolves() -> None:
         AssetKey("duplicates"),
     }
     assert ingest.partitions_def is not None
+    assert ingest.executor_def.name == "in_process"
+
+
+def write(path: Path, body: dict) -> Path:
+    path.write_text(yaml.safe_dump(body), encoding="utf-8")
+    return path
 
 
 def test_one_running_sensor_per_source(tmp_path: Path) -> None:
-    path = tmp_path / "bucketlake.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "lake": "lake",
-                "sources": [{"name": "cams", "uri": "a"}, {"name": "phones_2", "uri": "b"}],
-            }
-        )
+    path = write(
+        tmp_path / "bucketlake.yaml",
+        {
+            "lake": "lake",
+            "sources": [{"name": "cams", "uri": "a"}, {"name": "phones_2", "uri": "b"}],
+        },
     )
     defs = build_definitions(load_config(path))
     Definitions.validate_loadable(defs)
@@ -46,12 +53,85 @@ def test_one_running_sensor_per_source(tmp_path: Path) -> None:
     assert sensors["datapool_cams"].job_name == "ingest_job"
 
 
-def test_instance_folder_has_run_queue_limits(tmp_path: Path) -> None:
-    path = tmp_path / "bucketlake.yaml"
-    path.write_text(yaml.safe_dump({"lake": "lake", "dagster_home": "home"}))
+def test_resources_carry_the_validated_settings_until_the_definitions_load_again(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path / "bucketlake.yaml",
+        {
+            "lake": {"uri": "s3://lake-bucket/bl", "endpoint_url": "http://127.0.0.1:9"},
+            "sources": [
+                {"name": "cams", "uri": "frames", "batch_size": 250, "verify": "header"},
+                {
+                    "name": "raw",
+                    "uri": "s3://photos/raw",
+                    "access_key_id_env": "PHOTOS_KEY",
+                    "secret_access_key_env": "PHOTOS_SECRET",
+                },
+            ],
+        },
+    )
+    defs = build_definitions(load_config(path))
+
+    lake, store, sources = (
+        defs.resources["lake"],
+        defs.resources["lake_store"],
+        defs.resources["sources"],
+    )
+    assert isinstance(lake, LakeResource) and isinstance(store, ObjectStoreResource)
+    assert lake.store is store  # the lake nests the lake_store resource: the UI links the two
+    assert store.uri == "s3://lake-bucket/bl"
+    assert store.storage.endpoint_url == "http://127.0.0.1:9"
+    assert isinstance(sources, SourcesResource)
+    cams, raw = sources.sources
+    assert cams.uri == str(tmp_path / "frames")  # resolved against the config's folder
+    assert (cams.batch_size, cams.verify, cams.label_strategy) == (250, "header", "folder")
+    assert (raw.access_key_id_env, raw.secret_access_key_env) == ("PHOTOS_KEY", "PHOTOS_SECRET")
+
+    write(path, {"lake": "elsewhere", "sources": [{"name": "cams", "uri": "x", "batch_size": 7}]})
+
+    assert sources.source("cams").batch_size == 250  # the loaded definitions keep their settings
+    assert [s.name for s in defs.sensors] == ["datapool_cams", "datapool_raw"]
+    reloaded = build_definitions(load_config(path))
+    assert reloaded.resources["sources"].source("cams").batch_size == 7
+    assert [s.name for s in reloaded.sensors] == ["datapool_cams"]
+
+
+def test_the_executor_is_the_one_the_config_chooses(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "bucketlake.yaml",
+        {"lake": "lake", "executor": {"kind": "multiprocess", "max_concurrent": 2}},
+    )
+    job = build_definitions(load_config(path)).resolve_job_def("ingest_job")
+    assert job.executor_def.name == "multiprocess"
+
+
+def test_instance_folder_has_run_queue_limits_monitoring_and_retries(tmp_path: Path) -> None:
+    path = write(tmp_path / "bucketlake.yaml", {"lake": "lake", "dagster_home": "home"})
     home = ensure_dagster_home(load_config(path))
     settings = yaml.safe_load((home / "dagster.yaml").read_text())
     assert settings["run_queue"]["max_concurrent_runs"] >= 1
     assert settings["run_queue"]["tag_concurrency_limits"][0]["key"] == "bucketlake/source"
     with DagsterInstance.from_config(str(home)) as instance:
-        assert instance.run_coordinator is not None
+        assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
+        assert instance.run_monitoring_enabled
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
+
+
+def test_an_instance_made_before_monitoring_gets_it_and_keeps_its_limits(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    old = (
+        "# The Dagster instance of this Bucketlake project (SQLite storage in this folder).\n"
+        "run_queue:\n  max_concurrent_runs: 7\ntelemetry:\n  enabled: false\n"
+    )
+    (home / "dagster.yaml").write_text(old)
+    path = write(tmp_path / "bucketlake.yaml", {"lake": "lake", "dagster_home": "home"})
+
+    ensure_dagster_home(load_config(path))
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert instance.run_monitoring_enabled and instance.run_retries_enabled
+    assert yaml.safe_load((home / "dagster.yaml").read_text())["run_queue"] == {
+        "max_concurrent_runs": 7
+    }

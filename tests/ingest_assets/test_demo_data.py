@@ -8,11 +8,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import DagsterInstance
 from PIL import Image, ImageOps
 
 from ingest_assets.assets.dataset_items import dataset_items
-from ingest_assets.assets.raw_items import raw_items
 from tests.conftest import Project
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,12 +28,7 @@ def demo_batch(project: Project, instance: DagsterInstance) -> list[dict]:
     claim = project.claim()
     assert claim.new_batches == ["inbox_000001"]
     instance.add_dynamic_partitions("batches", claim.new_batches)
-    result = materialize(
-        [raw_items, dataset_items],
-        partition_key="inbox_000001",
-        resources={"bucketlake": project.resource},
-        instance=instance,
-    )
+    result = project.ingest(instance, "inbox_000001")
     assert result.success
     return project.lake.read_table("dataset_items", "inbox_000001").to_pylist()
 
@@ -80,12 +74,7 @@ def test_splits_follow_test_fraction_and_broken_files_are_reported(
 def test_rerun_replaces_the_partition_with_the_same_items_and_splits(
     demo_batch: list[dict], project: Project, instance: DagsterInstance
 ) -> None:
-    result = materialize(
-        [dataset_items],
-        partition_key="inbox_000001",
-        resources={"bucketlake": project.resource},
-        instance=instance,
-    )
+    result = project.ingest(instance, "inbox_000001", [dataset_items])
     assert result.success
     again = project.lake.read_table("dataset_items", "inbox_000001").to_pylist()
     assert [(r["item_id"], r["split"], r["sha256"]) for r in again] == [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import shutil
 
-from dagster import DagsterInstance, materialize
+from dagster import DagsterInstance
 from PIL import Image
 
 from ingest_assets.assets.dataset_items import dataset_items
@@ -19,12 +19,7 @@ def claim_and_ingest(project: Project, instance: DagsterInstance) -> str:
     claim = project.claim(registered=set(instance.get_dynamic_partitions("batches")))
     (batch,) = claim.new_batches
     instance.add_dynamic_partitions("batches", [batch])
-    result = materialize(
-        [raw_items, dataset_items, duplicates],
-        partition_key=batch,
-        resources={"bucketlake": project.resource},
-        instance=instance,
-    )
+    result = project.ingest(instance, batch, [raw_items, dataset_items, duplicates])
     assert result.success
     return batch
 

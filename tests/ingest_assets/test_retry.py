@@ -8,15 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dagster import DagsterEventType, DagsterInstance, materialize
+from dagster import DagsterEventType, DagsterInstance
 
-from ingest_assets.assets.dataset_items import dataset_items
-from ingest_assets.assets.raw_items import raw_items
+from ingest_assets.claiming.claim import Claimer
 from resources.errors import TransientStoreError
 from resources.stores.local import LocalFolderStore
-from resources.stores.open import local_path, register_store_scheme
+from resources.stores.open import local_path, register_store_scheme, unregister_store_scheme
 from resources.stores.options import StorageOptions
-from sensors.claiming import Claimer
 from tests.conftest import Project
 from tests.images import write_image
 
@@ -48,6 +46,7 @@ def flaky_scheme() -> Iterator[None]:
 
     register_store_scheme("flaky", factory)
     yield
+    unregister_store_scheme("flaky")
 
 
 def test_transient_failure_is_retried_and_resumes_after_the_checkpoint(
@@ -65,12 +64,7 @@ def test_transient_failure_is_retried_and_resumes_after_the_checkpoint(
     ).claim(registered=set(), close_all=True)
     instance.add_dynamic_partitions("batches", claim.new_batches)
 
-    result = materialize(
-        [raw_items, dataset_items],
-        partition_key="inbox_000001",
-        resources={"bucketlake": project.resource},
-        instance=instance,
-    )
+    result = project.ingest(instance, "inbox_000001")
 
     assert result.success
     events = [e.event_type for e in result.all_events if e.step_key == "dataset_items"]

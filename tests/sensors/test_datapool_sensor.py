@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
+import yaml
 from dagster import (
     DagsterInstance,
     SensorDefinition,
     SensorResult,
     SkipReason,
-    build_sensor_context,
-    materialize,
 )
 
-from ingest_assets.assets.dataset_items import dataset_items
-from ingest_assets.assets.raw_items import raw_items
+from ingest_assets.claiming.claim import Claimer
 from ingest_assets.definitions import build_definitions
+from resources.lake.datapool import read_manifest
 from resources.stores.local import LocalFolderStore
-from sensors.claiming import Claimer
-from sensors.datapool import read_manifest
 from tests.conftest import Project
 from tests.images import write_image
 
@@ -32,15 +28,7 @@ def datapool_sensor(project: Project) -> SensorDefinition:
 
 
 def tick(project: Project, instance: DagsterInstance, cursor: str | None = None) -> Any:
-    """One sensor evaluation; partitions it asks for are added as the daemon would."""
-    with build_sensor_context(
-        instance=instance, cursor=cursor, resources={"bucketlake": project.resource}
-    ) as context:
-        result = datapool_sensor(project)(context)
-    if isinstance(result, SensorResult):
-        for request in result.dynamic_partitions_requests or []:
-            instance.add_dynamic_partitions("batches", list(request.partition_keys))
-    return result
+    return project.tick(instance, cursor)
 
 
 def manifests(project: Project) -> dict[str, list[tuple[str, str]]]:
@@ -56,13 +44,7 @@ def manifests(project: Project) -> dict[str, list[tuple[str, str]]]:
 
 
 def ingest(project: Project, instance: DagsterInstance, batch: str) -> None:
-    result = materialize(
-        [raw_items, dataset_items],
-        partition_key=batch,
-        resources={"bucketlake": project.resource},
-        instance=instance,
-    )
-    assert result.success
+    assert project.ingest(instance, batch).success
 
 
 def test_new_files_make_one_partition_and_one_run_request(project: Project, instance) -> None:
@@ -156,10 +138,13 @@ def test_objects_younger_than_settle_seconds_wait(project: Project, instance) ->
     settled = write_image(project.inbox / "settled.jpg", seed=1)
     os.utime(settled, (settled.stat().st_atime - 900, settled.stat().st_mtime - 900))
 
-    tick(project, instance)
+    first = tick(project, instance)
+    os.utime(fresh, (fresh.stat().st_atime - 900, fresh.stat().st_mtime - 900))  # it settles
+    second = tick(project, instance, cursor=first.cursor)
 
     assert [k for k, _ in manifests(project)["inbox_000001"]] == ["settled.jpg"]
-    assert fresh.exists()
+    assert [k for k, _ in manifests(project)["inbox_000002"]] == ["fresh.jpg"]
+    assert [r.partition_key for r in second.run_requests] == ["inbox_000002"]
 
 
 def test_rewritten_file_is_claimed_once_more_and_the_current_view_has_its_new_content(
@@ -233,5 +218,32 @@ def test_hidden_files_and_non_images_are_not_claimed(project: Project, instance)
     assert [k for k, _ in manifests(project)["inbox_000001"]] == ["ok.jpg"]
 
 
-def test_sensor_names_follow_sources(project: Project, tmp_path: Path) -> None:
-    assert datapool_sensor(project).default_status.value == "RUNNING"
+def test_each_source_has_a_sensor_named_after_it_that_claims_only_its_objects(
+    project: Project, instance: DagsterInstance
+) -> None:
+    (project.root / "phones").mkdir()
+    project.config_path.write_text(
+        yaml.safe_dump(
+            {
+                "lake": "lake",
+                "sources": [
+                    {"name": "inbox", "uri": "inbox"},
+                    {"name": "phones_2", "uri": "phones"},
+                ],
+            }
+        )
+    )
+    write_image(project.inbox / "cam.jpg")
+    write_image(project.root / "phones" / "selfie.jpg", seed=1)
+    write_image(project.root / "phones" / "beach.jpg", seed=2)
+
+    names = {s.name for s in build_definitions(project.config).sensors}
+    cams = project.tick(instance, source="inbox")
+    phones = project.tick(instance, source="phones_2")
+
+    assert names == {"datapool_inbox", "datapool_phones_2"}
+    assert [r.partition_key for r in cams.run_requests] == ["inbox_000001"]
+    assert [r.partition_key for r in phones.run_requests] == ["phones_2_000001"]
+    assert phones.run_requests[0].tags["bucketlake/source"] == "phones_2"
+    lake = LocalFolderStore(project.root / "lake")
+    assert read_manifest(lake, "phones_2_000001")["key"].to_pylist() == ["beach.jpg", "selfie.jpg"]

@@ -8,12 +8,11 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter, materialize
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from PIL import Image
 
-from ingest_assets.assets.dataset_items import dataset_items
-from ingest_assets.assets.raw_items import raw_items
 from ingest_assets.cli.instance import ensure_dagster_home
 from tests.conftest import Project
 from tests.images import write_image
@@ -36,15 +35,10 @@ def first_checkpoint_written(project: Project) -> bool:
     )
 
 
-def test_sync_heals_a_run_killed_after_its_first_checkpoint(project: Project) -> None:
-    project.write_config(checkpoint_rows=5, num_workers=1, max_image_pixels=30_000_000)
-    seed_slow_batch(project)
-    home = ensure_dagster_home(project.config)
+def run_and_kill_after_first_checkpoint(project: Project, home: str | Path) -> None:
+    """Run ``ingest_job`` for ``inbox_000001`` in a process of its own, as sync does, and
+    SIGKILL that process once the first checkpoint is written."""
     env = {**os.environ, "DAGSTER_HOME": str(home), "BUCKETLAKE_CONFIG": str(project.config_path)}
-    # Claim and register the batch, then start its run as sync would, and kill it.
-    project.claim()
-    with DagsterInstance.from_config(str(home)) as instance:
-        instance.add_dynamic_partitions("batches", ["inbox_000001"])
     child = subprocess.Popen(
         [sys.executable, "-m", "ingest_assets.cli.run_batch", "inbox_000001"],
         cwd=project.root,
@@ -58,6 +52,17 @@ def test_sync_heals_a_run_killed_after_its_first_checkpoint(project: Project) ->
         time.sleep(0.02)
     child.send_signal(signal.SIGKILL)
     child.wait()
+
+
+def test_sync_heals_a_run_killed_after_its_first_checkpoint(project: Project) -> None:
+    project.write_config(checkpoint_rows=5, num_workers=1, max_image_pixels=30_000_000)
+    seed_slow_batch(project)
+    home = ensure_dagster_home(project.config)
+    # Claim and register the batch, then start its run as sync would, and kill it.
+    project.claim()
+    with DagsterInstance.from_config(str(home)) as instance:
+        instance.add_dynamic_partitions("batches", ["inbox_000001"])
+    run_and_kill_after_first_checkpoint(project, home)
     assert not project.lake.is_committed("dataset_items", "inbox_000001")
     with DagsterInstance.from_config(str(home)) as instance:
         (killed,) = instance.get_runs(RunsFilter(job_name="ingest_job"))
@@ -78,12 +83,7 @@ def test_sync_heals_a_run_killed_after_its_first_checkpoint(project: Project) ->
         assert statuses[killed.run_id] == DagsterRunStatus.FAILURE
         assert DagsterRunStatus.STARTED not in statuses.values()
         healed_rows = project.lake.read_table("dataset_items", "inbox_000001").to_pylist()
-        again = materialize(
-            [raw_items, dataset_items],
-            partition_key="inbox_000001",
-            resources={"bucketlake": project.resource},
-            instance=instance,
-        )
+        again = project.ingest(instance, "inbox_000001")
         assert again.success
     uninterrupted = project.lake.read_table("dataset_items", "inbox_000001").to_pylist()
     assert project.lake.read_commit("dataset_items", "inbox_000001").extra["resumed_rows"] == 0

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from ingest_assets.cli.instance import ensure_dagster_home
 from resources.lake.tables import Lake
@@ -105,6 +105,32 @@ def test_sync_runs_batches_that_were_claimed_but_never_ingested(project: Project
     assert project.lake.is_committed("dataset_items", "inbox_000001")
 
 
+def test_with_the_multiprocess_executor_the_run_is_tagged_with_its_run_worker(
+    project: Project,
+) -> None:
+    """Steps run in processes of their own that end with the step: the process a healer checks
+    must be the run worker's, or a live run would look dead between steps."""
+    text = project.config_path.read_text() + "executor: {kind: multiprocess}\n"
+    project.config_path.write_text(text)
+    seed(project, 3)
+
+    result = sync(project)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "inbox_000001: 3 items (3 ok)" in result.stdout
+    home = str(project.config.dagster_home_path)
+    with DagsterInstance.from_config(home) as instance:
+        (ingest,) = instance.get_runs(RunsFilter(job_name="ingest_job"))
+        pids = {
+            e.dagster_event.event_type: e.dagster_event.pid
+            for e in instance.all_logs(ingest.run_id)
+            if e.dagster_event is not None and e.dagster_event.pid is not None
+        }
+    run_worker, last_step = pids[DagsterEventType.RUN_START], pids[DagsterEventType.STEP_START]
+    assert run_worker != last_step  # the steps ran in processes of their own
+    assert ingest.tags["bucketlake/pid"] == str(run_worker)
+
+
 def test_sync_with_a_bad_config_prints_one_clear_line(project: Project) -> None:
     project.write_config(label_strategy="by-folder")
 
@@ -115,15 +141,50 @@ def test_sync_with_a_bad_config_prints_one_clear_line(project: Project) -> None:
     assert "sources[0].label_strategy" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_sync_warns_when_dagster_home_points_elsewhere(project: Project, tmp_path: Path) -> None:
+def test_sync_records_its_runs_in_the_instance_dagster_home_names(
+    project: Project, tmp_path: Path
+) -> None:
+    project.write_config(dagster_home=None)  # the config names no instance of its own
+    seed(project, 2)
+    home = tmp_path / "production_home"
+    home.mkdir()
+
+    result = sync(project, DAGSTER_HOME=str(home))
+    printed = run([str(BIN / "bucketlake"), "home"], project.root, DAGSTER_HOME=str(home))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warning" not in result.stderr
+    with DagsterInstance.from_config(str(home)) as instance:
+        (ingest,) = instance.get_runs(RunsFilter(job_name="ingest_job"))
+        assert ingest.status == DagsterRunStatus.SUCCESS
+        assert instance.get_dynamic_partitions("batches") == ["inbox_000001"]
+    assert not (project.root / ".bucketlake" / "dagster_home").exists()
+    assert printed.stdout.strip() == str(home) and printed.stderr == ""
+
+
+def test_dagster_home_wins_over_the_config_with_a_warning_naming_both(
+    project: Project, tmp_path: Path
+) -> None:
     seed(project, 1)
-    result = sync(project, DAGSTER_HOME=str(tmp_path / "elsewhere"))
-    assert result.returncode == 0
-    assert (
-        "warning: DAGSTER_HOME=" in result.stderr
-        and "using the project's instance" in result.stderr
-    )
-    assert len(runs(project)) == 1
+    elsewhere = tmp_path / "elsewhere"
+
+    result = sync(project, DAGSTER_HOME=str(elsewhere))
+    printed = run([str(BIN / "bucketlake"), "home"], project.root, DAGSTER_HOME=str(elsewhere))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    (warning,) = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert f"DAGSTER_HOME={elsewhere}" in warning
+    assert str(project.root / "dagster_home") in warning and "using DAGSTER_HOME" in warning
+    with DagsterInstance.from_config(str(elsewhere)) as instance:
+        assert len(instance.get_runs(RunsFilter(job_name="ingest_job"))) == 1
+    assert not (project.root / "dagster_home").exists()
+    assert printed.stdout.strip() == str(elsewhere) and "using DAGSTER_HOME" in printed.stderr
+
+
+def test_without_dagster_home_the_configs_instance_is_used(project: Project) -> None:
+    printed = run([str(BIN / "bucketlake"), "home"], project.root)
+    assert printed.stdout.strip() == str(project.root / "dagster_home")
+    assert (project.root / "dagster_home" / "dagster.yaml").is_file()
 
 
 def test_dagster_cli_materializes_a_batch_on_the_embedded_default(tmp_path: Path) -> None:

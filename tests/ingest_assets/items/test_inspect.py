@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ingest_assets.config import PILLOW_MAX_IMAGE_PIXELS, VerifyLevel
 from ingest_assets.items.inspect import ImageFacts, configure_pillow, inspect_image
+from resources.config import PILLOW_MAX_IMAGE_PIXELS, VerifyLevel
 from tests.images import encode, noise
 
 LIMIT = PILLOW_MAX_IMAGE_PIXELS

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ingest_assets.config import LabelStrategy
 from ingest_assets.items.identity import item_id
 from ingest_assets.items.labels import deterministic_split, label_and_split
+from resources.config import LabelStrategy
 
 STRATEGIES: list[LabelStrategy] = ["folder", "split-folders", "filename", "none"]
 

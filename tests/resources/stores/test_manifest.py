@@ -388,6 +388,6 @@ def test_a_source_with_a_manifest_opens_a_manifest_store(project: Project, image
     write_jsonl(project.root / "m.jsonl", {"image_location": str(images / "a.jpg")})
     project.write_config(uri=None, manifest="m.jsonl")
     config = project.config
-    store = open_source_store(config, config.sources[0])
+    store = open_source_store(config.sources[0])
     assert isinstance(store, ManifestStore)
     assert store.get(store.list_page()[0].key) == b"bytes of a.jpg"

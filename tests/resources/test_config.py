@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ingest_assets.config import load_config
+from resources.config import load_config
 from resources.errors import ConfigError
 
 

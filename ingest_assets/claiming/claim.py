@@ -11,16 +11,16 @@ loses the create-only race re-reads the datapool and drops what the winner took.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from ingest_assets.config import SourceConfig
+from ingest_assets.claiming.globs import KeyFilter
 from resources.errors import LakeError, PreconditionFailed
-from resources.lake.lease import Lease
-from resources.stores.base import ObjectInfo, ObjectStore
-from sensors.datapool import (
+from resources.lake.datapool import (
     CLAIM_LEASE,
     DatapoolRecord,
     batch_key,
@@ -29,7 +29,11 @@ from sensors.datapool import (
     manifest_bytes,
     manifest_key,
 )
-from sensors.globs import KeyFilter
+from resources.lake.lease import Lease
+from resources.stores.base import ObjectInfo, ObjectStore
+
+if TYPE_CHECKING:  # the config models are Dagster Config classes: no Dagster at run time
+    from resources.config import SourceConfig
 
 MAX_CREATE_RACES = 20
 
@@ -105,13 +109,16 @@ class Claimer:
         start_after: str = "",
         deadline: float | None = None,
         close_all: bool = False,
+        hold_lease: bool = True,
     ) -> ClaimResult:
         """List, diff and cut under the claim lease (raises LeaseHeld if another claims now).
 
         ``deadline`` (a ``time.monotonic()`` value) bounds the listing; ``close_all`` closes
-        every pending batch whatever its size (``bucketlake sync``).
+        every pending batch whatever its size (``bucketlake sync``). ``hold_lease=False``
+        claims without the lease: create-only manifests alone keep every claim exactly-once;
+        the lease only spares racing claimers a wasted listing.
         """
-        with self.lease(), self.record.lock:
+        with self.lease() if hold_lease else contextlib.nullcontext(), self.record.lock:
             return self._claim(registered, start_after, deadline, close_all)
 
     def _claim(

@@ -11,10 +11,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from resources.errors import ConfigError
-from resources.stores.options import StorageOptions
+from resources.stores.options import StorageOptions, no_options
 
 CONFIG_ENV = "BUCKETLAKE_CONFIG"
 DEFAULT_CONFIG_FILE = "bucketlake.yaml"
@@ -29,10 +36,28 @@ DEFAULT_INCLUDE = [f"**/*.{ext}" for ext in IMAGE_EXTENSIONS]
 DEFAULT_EXCLUDE = ["**/.*", "**/.*/**"]
 
 
+ExecutorKind = Literal["in_process", "multiprocess"]
+
+
 class LakeConfig(StorageOptions):
     """The lake as a mapping: its URI plus how to reach it."""
 
-    uri: str
+    uri: str = Field(description="a local folder, file://, s3:// or gs:// URI")
+
+
+class ExecutorConfig(BaseModel):
+    """How the steps of one run execute."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: ExecutorKind = Field(
+        "in_process",
+        description="in_process: every step in the run's process (a batch parallelises inside "
+        "dataset_items); multiprocess: a process per step",
+    )
+    max_concurrent: int | None = Field(
+        None, ge=1, description="multiprocess: most steps at once (default: the cores)"
+    )
 
 
 class SourceConfig(StorageOptions):
@@ -47,24 +72,50 @@ class SourceConfig(StorageOptions):
         description="a JSONL or CSV file of image_location, reference_id, metadata "
         "(https://, s3://, gs:// or file://)",
     )
-    label_strategy: LabelStrategy = "folder"
-    test_fraction: float = Field(0.2, ge=0.0, le=1.0)
-    batch_size: int = Field(1000, ge=1)
-    min_batch_size: int = Field(1, ge=1)
-    max_batch_wait_seconds: float = Field(300.0, ge=0)
-    settle_seconds: float = Field(0.0, ge=0)
-    include: list[str] = Field(default_factory=lambda: list(DEFAULT_INCLUDE))
-    exclude: list[str] = Field(default_factory=lambda: list(DEFAULT_EXCLUDE))
-    poll_seconds: int = Field(30, ge=1)
-    process_all: bool = False
-    checkpoint_rows: int = Field(5000, ge=1)
-    verify: VerifyLevel = "full"
-    max_image_pixels: int = Field(PILLOW_MAX_IMAGE_PIXELS, ge=1)
-    num_workers: int | None = Field(None, ge=1, description="default: the cores available")
+    label_strategy: LabelStrategy = Field(
+        "folder",
+        description="where an item's class comes from: its folder, train/test folders with "
+        "class folders inside, the file name before the first '_', or none",
+    )
+    test_fraction: float = Field(
+        0.2, ge=0.0, le=1.0, description="share of items put in the test split (by item_id)"
+    )
+    batch_size: int = Field(1000, ge=1, description="most object versions one batch holds")
+    min_batch_size: int = Field(
+        1, ge=1, description="a smaller remainder waits for more objects (or the wait below)"
+    )
+    max_batch_wait_seconds: float = Field(
+        300.0, ge=0, description="how long a small remainder may wait before it becomes a batch"
+    )
+    settle_seconds: float = Field(
+        0.0, ge=0, description="objects younger than this are left for the next claim"
+    )
+    include: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_INCLUDE), description="globs of keys to take"
+    )
+    exclude: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_EXCLUDE), description="globs of keys to leave out"
+    )
+    poll_seconds: int = Field(30, ge=1, description="the datapool sensor's interval")
+    process_all: bool = Field(
+        False, description="offer every object once more, as new versions of the same items"
+    )
+    checkpoint_rows: int = Field(5000, ge=1, description="rows per checkpoint chunk")
+    verify: VerifyLevel = Field(
+        "full", description="full decode, header only, or no check of the image bytes"
+    )
+    max_image_pixels: int = Field(
+        PILLOW_MAX_IMAGE_PIXELS, ge=1, description="larger images are corrupt (decompression bombs)"
+    )
+    num_workers: int | None = Field(
+        None, ge=1, description="workers building items; default: the cores available"
+    )
     worker_kind: Literal["processes", "threads"] = Field(
         "processes", description="processes for decoding-bound work, threads for slow fetches"
     )
-    ignore_errors: bool = True
+    ignore_errors: bool = Field(
+        True, description="bad objects become items with a status; false fails the batch"
+    )
     near_duplicate_distance: int = Field(
         4, ge=0, le=15, description="perceptual-hash bits two near duplicates may differ by"
     )
@@ -102,6 +153,15 @@ class SourceConfig(StorageOptions):
         return self
 
 
+def find_source(sources: list[SourceConfig], name: str) -> SourceConfig:
+    """The source named ``name``; ConfigError listing the configured names if there is none."""
+    for source in sources:
+        if source.name == name:
+            return source
+    names = ", ".join(s.name for s in sources) or "(none)"
+    raise ConfigError(f"no source named {name!r}; the configured sources are: {names}")
+
+
 class BucketlakeConfig(BaseModel):
     """One code location's configuration."""
 
@@ -114,8 +174,10 @@ class BucketlakeConfig(BaseModel):
     sources: list[SourceConfig] = Field(default_factory=list)
     dagster_home: str = Field(
         f"{EMBEDDED_DIR}/dagster_home",
-        description="The Dagster instance every entry point uses (relative to the config file).",
+        description="The Dagster instance every entry point uses (relative to the config file) "
+        "when DAGSTER_HOME is not set.",
     )
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     #: Where relative paths in this config are resolved; the config file's folder.
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
     #: The file this came from, or None for the embedded default.
@@ -132,11 +194,7 @@ class BucketlakeConfig(BaseModel):
         return sources
 
     def source(self, name: str) -> SourceConfig:
-        for source in self.sources:
-            if source.name == name:
-                return source
-        names = ", ".join(s.name for s in self.sources) or "(none)"
-        raise ConfigError(f"no source named {name!r}; the configured sources are: {names}")
+        return find_source(self.sources, name)
 
     def resolve(self, path_or_uri: str) -> str:
         """A local path made absolute against the config's folder; URIs are returned as is."""
@@ -145,17 +203,44 @@ class BucketlakeConfig(BaseModel):
         path = Path(path_or_uri)
         return str(path if path.is_absolute() else self.base_dir / path)
 
+    def resolved(self) -> BucketlakeConfig:
+        """This config with every local path of the lake and the sources made absolute, so that
+        what is built from it means the same from any working directory."""
+        lake = self.lake
+        lake = (
+            self.resolve(lake)
+            if isinstance(lake, str)
+            else lake.model_copy(update={"uri": self.resolve(lake.uri)})
+        )
+        sources = [
+            source.model_copy(
+                update={
+                    field: self.resolve(value)
+                    for field in ("uri", "manifest")
+                    if (value := getattr(source, field)) is not None
+                }
+            )
+            for source in self.sources
+        ]
+        return self.model_copy(update={"lake": lake, "sources": sources})
+
     @property
     def lake_uri(self) -> str:
         return self.resolve(self.lake if isinstance(self.lake, str) else self.lake.uri)
 
     @property
     def lake_options(self) -> StorageOptions:
-        return StorageOptions() if isinstance(self.lake, str) else self.lake.storage()
+        return no_options() if isinstance(self.lake, str) else self.lake.storage()
 
     @property
     def dagster_home_path(self) -> Path:
+        """The config's instance folder (``DAGSTER_HOME``, where set, wins: see the CLI)."""
         return Path(self.resolve(self.dagster_home))
+
+    @property
+    def names_dagster_home(self) -> bool:
+        """Whether the config file sets ``dagster_home`` itself (not the default)."""
+        return "dagster_home" in self.model_fields_set
 
     @property
     def is_embedded(self) -> bool:
@@ -168,16 +253,18 @@ def embedded_config(base_dir: Path | None = None) -> BucketlakeConfig:
     return BucketlakeConfig(
         lake=f"{EMBEDDED_DIR}/lake",
         sources=[
-            SourceConfig(
-                name="inbox",
-                uri=f"{EMBEDDED_DIR}/inbox",
-                label_strategy="folder",
-                batch_size=500,
-                max_batch_wait_seconds=60,
+            SourceConfig.model_validate(
+                {
+                    "name": "inbox",
+                    "uri": f"{EMBEDDED_DIR}/inbox",
+                    "label_strategy": "folder",
+                    "batch_size": 500,
+                    "max_batch_wait_seconds": 60,
+                }
             )
         ],
         base_dir=base,
-    )
+    ).resolved()
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
@@ -212,9 +299,10 @@ def parse_config(data: Any, *, origin: str, base_dir: Path, path: Path | None) -
             f"{origin}: expected a mapping with 'lake' and 'sources' at the top level"
         )
     try:
-        return BucketlakeConfig.model_validate({**data, "base_dir": base_dir, "path": path})
+        config = BucketlakeConfig.model_validate({**data, "base_dir": base_dir, "path": path})
     except ValidationError as exc:
         raise ConfigError(format_validation_error(origin, exc)) from None
+    return config.resolved()
 
 
 def config_file(cwd: Path | None = None) -> Path | None:
@@ -237,6 +325,7 @@ def load_config(path: Path | None = None) -> BucketlakeConfig:
     path = path or config_file()
     if path is None:
         return embedded_config()
+    path = path.absolute()
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

@@ -9,8 +9,8 @@ cheap to decode (``worker_kind: threads``), and one worker runs inline, with no 
 
 Processes come from a forkserver, not ``fork``: the step process already runs threads (Dagster,
 lease heartbeats), and forking a threaded process can deadlock the child. Each worker opens the
-source's store once, from the config, in its initializer, with the step's environment (the
-forkserver keeps the environment it started with).
+source's store once, in its initializer, with the step's environment (the
+forkserver keeps the environment it started with), from the source's validated settings.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from ingest_assets.config import BucketlakeConfig, SourceConfig
 from ingest_assets.items.inspect import configure_pillow
 from ingest_assets.items.rows import build_item
+from resources.config import SourceConfig
 from resources.stores.base import ObjectStore
 from resources.stores.open import open_source_store
 
 #: Modules the forkserver imports once, so that each worker starts warm.
-PRELOAD = ["ingest_assets.items.workers", "imagehash", "scipy.fft", "pyarrow"]
+PRELOAD = ["ingest_assets.assets.item_workers", "imagehash", "scipy.fft", "pyarrow"]
 
 #: Item rows for a chunk of raw rows, yielded in order as they are ready.
 BuildRows = Callable[[list[dict[str, Any]]], Iterator[dict[str, Any]]]
@@ -37,17 +37,14 @@ BuildRows = Callable[[list[dict[str, Any]]], Iterator[dict[str, Any]]]
 _worker: tuple[ObjectStore, SourceConfig, str] | None = None
 
 
-def _start_worker(
-    config: BucketlakeConfig, source_name: str, batch: str, environment: dict[str, str]
-) -> None:
+def _start_worker(source: SourceConfig, batch: str, environment: dict[str, str]) -> None:
     global _worker
     # The forkserver was started with the environment of its first user; a worker must see
     # the step's (credentials the config names, a default chain, an endpoint).
     os.environ.clear()
     os.environ.update(environment)
-    source = config.source(source_name)
     configure_pillow(source.max_image_pixels)
-    _worker = (open_source_store(config, source), source, batch)
+    _worker = (open_source_store(source), source, batch)
 
 
 def _build_in_worker(raw: dict[str, Any]) -> dict[str, Any]:
@@ -62,7 +59,7 @@ def _chunksize(rows: int, workers: int) -> int:
 
 @contextmanager
 def item_builder(
-    config: BucketlakeConfig, source: SourceConfig, store: ObjectStore, batch: str, workers: int
+    source: SourceConfig, store: ObjectStore, batch: str, workers: int
 ) -> Iterator[BuildRows]:
     """A function that turns a chunk of ``raw_items`` rows into item rows, in order, for as
     long as the context lasts (one pool per batch)."""
@@ -82,7 +79,7 @@ def item_builder(
         workers,
         mp_context=context,
         initializer=_start_worker,
-        initargs=(config, source.name, batch, dict(os.environ)),
+        initargs=(source, batch, dict(os.environ)),
     )
     with pool:
         yield lambda chunk: pool.map(

@@ -11,15 +11,18 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from dagster import DagsterInstance, SensorResult, build_sensor_context
 
+from ingest_assets.claiming.claim import Claimer, cut_batches
+from ingest_assets.claiming.globs import KeyFilter
 from ingest_assets.cli.instance import ensure_dagster_home
+from ingest_assets.cli.sync import claim_waiting
 from ingest_assets.definitions import build_definitions
+from resources.errors import LeaseHeld
+from resources.lake.datapool import DatapoolRecord, read_manifest
 from resources.stores.base import ObjectInfo
 from resources.stores.local import LocalFolderStore
-from sensors.claiming import Claimer, cut_batches
-from sensors.datapool import DatapoolRecord, read_manifest
-from sensors.globs import KeyFilter
 from tests.conftest import Project
 from tests.images import write_image
 
@@ -110,7 +113,7 @@ def test_racing_claimers_without_the_lease_never_claim_a_version_twice(project: 
         claimer.record = DatapoolRecord(lake, "inbox")
         try:
             while not stop.is_set():
-                claimer._claim(set(), "", None, True)
+                claimer.claim(registered=set(), close_all=True, hold_lease=False)
         except BaseException as exc:
             errors.append(exc)
 
@@ -124,7 +127,7 @@ def test_racing_claimers_without_the_lease_never_claim_a_version_twice(project: 
         thread.join()
     final = Claimer(source, LocalFolderStore(project.inbox), lake, claimer="final")
     final.record = DatapoolRecord(lake, "inbox")
-    final._claim(set(), "", None, True)
+    final.claim(registered=set(), close_all=True, hold_lease=False)
 
     assert not errors
     claimed = all_claimed(project)
@@ -154,7 +157,7 @@ def test_sensor_and_sync_racing_claim_every_version_exactly_once(project: Projec
             write_atomically(project.inbox / "b" / f"{written:03d}.jpg", seed=written)
             written += 1
             with build_sensor_context(
-                instance=instance, cursor=cursor, resources={"bucketlake": project.resource}
+                instance=instance, cursor=cursor, resources=project.resources
             ) as context:
                 result = sensor(context)
             if isinstance(result, SensorResult):
@@ -165,9 +168,7 @@ def test_sensor_and_sync_racing_claim_every_version_exactly_once(project: Projec
             time.sleep(0.05)
         output = sync.communicate(timeout=240)[0]
         assert sync.returncode == 0, output
-        with build_sensor_context(
-            instance=instance, resources={"bucketlake": project.resource}
-        ) as context:
+        with build_sensor_context(instance=instance, resources=project.resources) as context:
             sensor(context)
 
     claimed = all_claimed(project)
@@ -176,18 +177,36 @@ def test_sensor_and_sync_racing_claim_every_version_exactly_once(project: Projec
     assert len(claimed) == written
 
 
-def test_sync_claim_waits_for_the_sensor_claim_lease(project: Project, tmp_path: Path) -> None:
+def test_a_claim_while_another_holds_the_lease_is_refused(project: Project) -> None:
+    write_image(project.inbox / "a.jpg")
+    source = project.config.source("inbox")
+    lake = LocalFolderStore(project.root / "lake")
+    with Claimer(source, LocalFolderStore(project.inbox), lake, claimer="sensor").lease():
+        other = Claimer(source, LocalFolderStore(project.inbox), lake, claimer="sync")
+        with pytest.raises(LeaseHeld, match="held by sensor"):
+            other.claim(registered=set(), close_all=True)
+    assert not list((project.root / "lake/_datapool/inbox").glob("inbox_*.parquet"))
+
+
+def test_sync_claim_waits_for_the_sensor_claim_lease(project: Project) -> None:
     write_image(project.inbox / "a.jpg")
     source = project.config.source("inbox")
     lake = LocalFolderStore(project.root / "lake")
     held = Claimer(source, LocalFolderStore(project.inbox), lake, claimer="sensor").lease()
-    with held:
-        other = Claimer(source, LocalFolderStore(project.inbox), lake, claimer="sync")
-        try:
-            other.claim(registered=set(), close_all=True)
-        except Exception as exc:
-            message = str(exc)
-        else:
-            message = ""
-    assert "held by sensor" in message
-    assert not list((project.root / "lake/_datapool/inbox").glob("inbox_*.parquet"))
+    held.acquire()
+    released = threading.Event()
+
+    def release_later() -> None:
+        time.sleep(1.0)
+        released.set()
+        held.release()
+
+    releaser = threading.Thread(target=release_later)
+    releaser.start()
+    result = claim_waiting(
+        Claimer(source, LocalFolderStore(project.inbox), lake, claimer="sync"), set()
+    )
+    releaser.join()
+
+    assert released.is_set()  # the claim returned only after the sensor let go
+    assert result.new_batches == ["inbox_000001"] and result.new_objects == 1

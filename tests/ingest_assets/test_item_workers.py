@@ -3,10 +3,8 @@ and the checkpoint size."""
 
 from __future__ import annotations
 
-from dagster import DagsterInstance, materialize
+from dagster import DagsterInstance
 
-from ingest_assets.assets.dataset_items import dataset_items
-from ingest_assets.assets.raw_items import raw_items
 from tests.conftest import Project
 from tests.images import write_image
 
@@ -22,12 +20,7 @@ def test_output_order_does_not_depend_on_workers(
     tables = []
     for workers, chunk, kind in ((1, 1000, "processes"), (4, 7, "processes"), (3, 3, "threads")):
         project.write_config(num_workers=workers, checkpoint_rows=chunk, worker_kind=kind)
-        result = materialize(
-            [raw_items, dataset_items],
-            partition_key="inbox_000001",
-            resources={"bucketlake": project.resource},
-            instance=instance,
-        )
+        result = project.ingest(instance, "inbox_000001")
         assert result.success
         tables.append(project.lake.read_table("dataset_items", "inbox_000001").to_pylist())
     assert tables[0] == tables[1] == tables[2]

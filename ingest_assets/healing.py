@@ -1,0 +1,173 @@
+"""Healing (DESIGN §7, §10): batches whose runs died or failed run again, by one rule shared by
+``bucketlake sync`` and the datapool sensors (the daemon-only path, as on Kubernetes).
+
+A run left STARTED by a process that is gone (SIGKILL, a lost machine: nothing may have seen it
+die) is marked failed first, whatever its batch holds, since a STARTED run holds a place in the
+run queue; its run retries are turned off, as the healer runs the batch again itself. Then a
+batch needs a run when it has no committed ``dataset_items`` and no run that is queued, in
+progress or about to be retried by Dagster's run-retry daemon. A batch whose runs failed
+``MAX_ATTEMPTS`` times is given up on (until asked again).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunRecord, RunsFilter
+
+from ingest_assets.assets.runtime import PID_TAG, run_process_is_dead
+from ingest_assets.names import (
+    ATTEMPT_TAG,
+    DATASET_ITEMS,
+    INGEST_JOB,
+    MAX_RETRIES_TAG,
+    PARTITION_TAG,
+    SOURCE_TAG,
+    WILL_RETRY_TAG,
+)
+from resources.lake.datapool import parse_batch_key
+from resources.lake.tables import Lake
+
+#: A batch whose runs failed this many times is not run again without being asked to.
+MAX_ATTEMPTS = 3
+#: Dagster marks a failed run's status before it tags whether the run will be retried; a run
+#: failed this recently with no tag yet is left to the retry daemon.
+RETRY_TAG_GRACE_S = 60.0
+IN_FLIGHT = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+]
+RUNNING = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+
+
+@dataclass
+class HealPlan:
+    """Batches of one source that need a run again, and what was found on the way."""
+
+    run: list[str] = field(default_factory=list)
+    marked_failed: list[str] = field(default_factory=list)  # runs whose process is gone
+    waiting: list[str] = field(default_factory=list)  # a live, queued or retrying run exists
+    gave_up: list[tuple[str, int]] = field(default_factory=list)  # (batch, failed runs)
+
+
+def failed_batches(
+    instance: DagsterInstance, source: str, updated_after: datetime | None = None
+) -> set[str]:
+    """Batches of ``source`` with an ingest run that failed (since ``updated_after``) or that is
+    running and may have died: what a sensor tick needs to look at."""
+    failed = instance.get_runs(
+        RunsFilter(
+            job_name=INGEST_JOB,
+            tags={SOURCE_TAG: source},
+            statuses=[DagsterRunStatus.FAILURE],
+            updated_after=updated_after,
+        )
+    )
+    running = instance.get_runs(
+        RunsFilter(job_name=INGEST_JOB, tags={SOURCE_TAG: source}, statuses=RUNNING)
+    )
+    return {r.tags[PARTITION_TAG] for r in [*failed, *running] if PARTITION_TAG in r.tags}
+
+
+def next_attempt(instance: DagsterInstance, batch: str) -> int:
+    """The attempt number of the batch's next run (and so its run key): one past the runs it
+    had and past the highest attempt any of them carried."""
+    runs = instance.get_runs(RunsFilter(tags={PARTITION_TAG: batch}))
+    attempts = [int(a) for r in runs if (a := r.tags.get(ATTEMPT_TAG, "")).isdigit()]
+    return max([len(runs), *attempts]) + 1
+
+
+def mark_dead_run_failed(instance: DagsterInstance, run_id: str, message: str) -> None:
+    """Mark a run whose process is gone failed, with Dagster's run retries off for it."""
+    instance.add_run_tags(run_id, {MAX_RETRIES_TAG: "0"})
+    run = instance.get_run_by_id(run_id)
+    if run is not None and run.status in IN_FLIGHT:
+        instance.report_run_failed(run, message=message)
+
+
+def _fail_if_dead(instance: DagsterInstance, run: DagsterRun, healer: str) -> bool:
+    if run.status not in RUNNING or not run_process_is_dead(run):
+        return False
+    mark_dead_run_failed(
+        instance,
+        run.run_id,
+        f"{healer}: the process of this run (pid {run.tags[PID_TAG]}) is gone; marked failed "
+        "so that the batch can run again",
+    )
+    return True
+
+
+def fail_dead_runs(instance: DagsterInstance, source: str, healer: str) -> list[str]:
+    """Mark failed every ingest run of ``source`` whose process is gone; their ids."""
+    runs = instance.get_runs(
+        RunsFilter(job_name=INGEST_JOB, tags={SOURCE_TAG: source}, statuses=RUNNING)
+    )
+    return [run.run_id for run in runs if _fail_if_dead(instance, run, healer)]
+
+
+def _retry_pending(instance: DagsterInstance, record: RunRecord) -> bool:
+    run = record.dagster_run
+    if run.is_complete_and_waiting_to_retry:
+        return True
+    if not instance.run_retries_enabled or WILL_RETRY_TAG in run.tags:
+        return False
+    if run.tags.get(MAX_RETRIES_TAG) == "0":
+        return False
+    ended = record.end_time or record.update_timestamp.replace(tzinfo=UTC).timestamp()
+    return time.time() - ended < RETRY_TAG_GRACE_S
+
+
+def plan_healing(
+    instance: DagsterInstance,
+    lake: Lake,
+    source: str,
+    candidates: Iterable[str],
+    *,
+    healer: str,
+    retry_failed: bool = False,
+) -> HealPlan:
+    """Which of ``candidates`` (registered batches) of ``source`` run again, per the rule above.
+    ``healer`` names who marks dead runs failed, in the run's failure message."""
+    plan = HealPlan(marked_failed=fail_dead_runs(instance, source, healer))
+    for batch in sorted(candidates):
+        if parse_batch_key(batch)[0] != source or lake.is_committed(DATASET_ITEMS, batch):
+            continue
+        runs = instance.get_runs(RunsFilter(tags={PARTITION_TAG: batch}, statuses=IN_FLIGHT))
+        dead = [run.run_id for run in runs if _fail_if_dead(instance, run, healer)]
+        plan.marked_failed += dead
+        failed = instance.get_run_records(
+            RunsFilter(tags={PARTITION_TAG: batch}, statuses=[DagsterRunStatus.FAILURE])
+        )
+        if len(runs) > len(dead) or any(_retry_pending(instance, r) for r in failed):
+            plan.waiting.append(batch)
+        elif len(failed) >= MAX_ATTEMPTS and not retry_failed:
+            plan.gave_up.append((batch, len(failed)))
+        else:
+            plan.run.append(batch)
+    return plan
+
+
+class HealingWatermark:
+    """When each source's failed runs were last looked at, in this process: a sensor tick then
+    reads only the runs that failed since (with a margin), not every failure ever."""
+
+    MARGIN_S = 2 * RETRY_TAG_GRACE_S
+
+    def __init__(self) -> None:
+        self._seen: dict[str, float] = {}
+
+    def since(self, key: str) -> datetime | None:
+        seen = self._seen.get(key)
+        return None if seen is None else datetime.fromtimestamp(seen - self.MARGIN_S, UTC)
+
+    def advance(self, key: str, to: float) -> None:
+        self._seen[key] = to
+
+
+#: The process-wide watermark of the datapool sensors (they run in the code server).
+WATERMARK = HealingWatermark()

@@ -1,0 +1,18 @@
+"""Names of assets (and so of their lake tables), jobs and run tags: each defined once here."""
+
+RAW_ITEMS = "raw_items"
+DATASET_ITEMS = "dataset_items"
+DUPLICATES = "duplicates"
+
+INGEST_JOB = "ingest_job"
+CHECKS_JOB = "dataset_checks_job"
+
+#: Tags on every ingest run.
+PARTITION_TAG = "dagster/partition"
+SOURCE_TAG = "bucketlake/source"
+ATTEMPT_TAG = "bucketlake/attempt"
+LAUNCHED_BY_TAG = "bucketlake/launched_by"
+#: Dagster's run-retry setting per run: a healer that runs a batch again itself sets it to 0.
+MAX_RETRIES_TAG = "dagster/max_retries"
+#: Set by Dagster on a failed run when its run-retry daemon will retry it.
+WILL_RETRY_TAG = "dagster/will_retry"
