@@ -67,7 +67,7 @@ class ListedObjects(ObjectStore):
     def head(self, key: str) -> ObjectInfo:
         raise NotImplementedError
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, *, if_token: str | None = None) -> bytes:
         raise NotImplementedError
 
     def get_range(self, key: str, start: int, length: int) -> bytes:

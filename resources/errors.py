@@ -7,6 +7,7 @@ BucketlakeError
 │   ├── AccessDenied
 │   ├── BadCredentials
 │   ├── PreconditionFailed      a create-only or conditional write lost to another writer
+│   │   └── ObjectChanged       a read pinned to a version found another one (or none)
 │   ├── InvalidKey              a key that could escape its root (``..``, absolute, NUL)
 │   └── TransientStoreError     timeouts, 5xx, throttling: worth retrying
 └── LakeError                   the lake's table contract was violated or cannot be met
@@ -47,6 +48,19 @@ class BadCredentials(StoreError):
 
 class PreconditionFailed(StoreError):
     pass
+
+
+class ObjectChanged(PreconditionFailed):
+    """The object is no longer the version a read was pinned to (``get(key, if_token=...)``)."""
+
+    @classmethod
+    def rewritten(cls, store: str, key: str, token: str) -> ObjectChanged:
+        return cls(
+            f"{store}: {key!r} is no longer the version {token}: it was rewritten since it "
+            "was listed",
+            store=store,
+            key=key,
+        )
 
 
 class InvalidKey(StoreError):

@@ -74,7 +74,8 @@ class _Tally:
 
 def _fail_on_bad_item(rows: list[dict[str, Any]], start: int, writer: PartitionWriter) -> None:
     for offset, row in enumerate(rows):
-        if row["status"] != "ok":
+        # A superseded item is not bad: its new version is claimed (and checked) later.
+        if row["status"] not in ("ok", "superseded"):
             raise Failure(
                 f"item {start + offset} ({row['key']!r}) is {row['status']}: {row['error']}. "
                 f"ignore_errors is false for source {row['source']}, so the batch stops here. "

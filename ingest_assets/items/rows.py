@@ -10,14 +10,14 @@ import pyarrow as pa
 from ingest_assets.items.identity import item_id
 from ingest_assets.items.inspect import inspect_image
 from ingest_assets.items.labels import label_and_split
-from resources.errors import AccessDenied, ObjectNotFound
+from resources.errors import AccessDenied, ObjectChanged, ObjectNotFound
 from resources.stores.base import ObjectStore
 
 if TYPE_CHECKING:  # the config models are Dagster Config classes: no Dagster at run time
     from resources.config import SourceConfig
 
 #: Bump when item rows would come out differently for the same input (invalidates checkpoints).
-ITEMS_CODE_VERSION = "items-1"
+ITEMS_CODE_VERSION = "items-2"
 
 ITEMS_SCHEMA = pa.schema(
     [
@@ -47,8 +47,10 @@ ITEMS_SCHEMA = pa.schema(
     ]
 )
 
-#: Statuses an item can have. ``unreadable``: the store refused to give the object's bytes.
-STATUSES = ("ok", "corrupt", "missing", "unreadable")
+#: Statuses an item can have (DESIGN §1). ``unreadable``: the store refused to give the object's
+#: bytes; ``superseded``: the object was rewritten after it was claimed (its new version is
+#: claimed by a later batch).
+STATUSES = ("ok", "corrupt", "missing", "unreadable", "superseded")
 
 
 def error_reason(error: str | None) -> str:
@@ -82,7 +84,14 @@ def build_item(
         "metadata": raw.get("metadata"),
     }
     try:
-        data = store.get(key)
+        data = store.get(key, if_token=raw["change_token"])  # the version that was claimed
+    except ObjectChanged:
+        return {
+            **row,
+            "status": "superseded",
+            "error": f"object rewritten since it was claimed: {store.uri(key)}; its new version "
+            "is claimed by the next claim",
+        }
     except ObjectNotFound:
         return {**row, "status": "missing", "error": f"object no longer exists: {store.uri(key)}"}
     except AccessDenied as exc:

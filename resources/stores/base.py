@@ -85,8 +85,11 @@ class ObjectStore(abc.ABC):
         """Return the object's info, or raise ObjectNotFound."""
 
     @abc.abstractmethod
-    def get(self, key: str) -> bytes:
-        """Return the object's bytes, or raise ObjectNotFound."""
+    def get(self, key: str, *, if_token: str | None = None) -> bytes:
+        """Return the object's bytes, or raise ObjectNotFound. With ``if_token`` the bytes are
+        those of that version (the change token of a listing or head) or ObjectChanged is
+        raised: an object rewritten since it was listed never pairs its old token with new
+        bytes."""
 
     @abc.abstractmethod
     def get_range(self, key: str, start: int, length: int) -> bytes:

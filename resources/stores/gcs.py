@@ -22,6 +22,7 @@ from dagster_gcp.gcs import GCSResource
 from google.api_core import exceptions as google_api
 
 from resources.errors import (
+    ObjectChanged,
     ObjectNotFound,
     PreconditionFailed,
     StoreError,
@@ -207,14 +208,23 @@ class GCSObjectStore(ObjectStore):
 
         return self._call("head", key, reload)
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, *, if_token: str | None = None) -> bytes:
+        pin = {} if if_token is None else {"if_generation_match": int(if_token)}
+
         def download(client: Any) -> bytes:
-            data: bytes = self._blob(client, key).download_as_bytes(
-                retry=None, timeout=REQUEST_TIMEOUT
-            )
+            blob = self._blob(client, key)
+            data: bytes = blob.download_as_bytes(retry=None, timeout=REQUEST_TIMEOUT, **pin)
+            # Emulators that ignore ifGenerationMatch still say which generation they sent.
+            if if_token is not None and str(blob.generation) != if_token:
+                raise ObjectChanged.rewritten(self.name, key, if_token)
             return data
 
-        return self._call("get", key, download)
+        try:
+            return self._call("get", key, download)
+        except PreconditionFailed as exc:
+            if if_token is None:
+                raise
+            raise ObjectChanged.rewritten(self.name, key, if_token) from exc
 
     def get_range(self, key: str, start: int, length: int) -> bytes:
         if start < 0 or length < 0:

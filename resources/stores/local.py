@@ -12,18 +12,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from resources.errors import AccessDenied, ObjectNotFound, PreconditionFailed, StoreError
+from resources.errors import (
+    AccessDenied,
+    ObjectChanged,
+    ObjectNotFound,
+    PreconditionFailed,
+    StoreError,
+)
 from resources.stores.base import DEFAULT_PAGE_SIZE, ObjectInfo, ObjectStore, check_key
 
 #: Files this store writes while a put is in flight; never listed, never read as objects.
 TEMP_PREFIX = ".tmp-bucketlake-"
 
 
+def _token(st: os.stat_result) -> str:
+    return f"{st.st_size}-{st.st_mtime_ns}"
+
+
 def _info(key: str, st: os.stat_result) -> ObjectInfo:
     return ObjectInfo(
         key=key,
         size=st.st_size,
-        change_token=f"{st.st_size}-{st.st_mtime_ns}",
+        change_token=_token(st),
         last_modified=datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=UTC),
         content_type=mimetypes.guess_type(key)[0],
     )
@@ -123,8 +133,20 @@ class LocalFolderStore(ObjectStore):
                 key=key,
             ) from exc
 
-    def get(self, key: str) -> bytes:
-        return self._read(key)
+    def get(self, key: str, *, if_token: str | None = None) -> bytes:
+        if if_token is None:
+            return self._read(key)
+        try:
+            handle = open(self._path(key), "rb")  # noqa: SIM115 (closed below)
+        except OSError:
+            return self._read(key)  # raises ObjectNotFound or AccessDenied, naming the key
+        with handle:
+            before = os.fstat(handle.fileno())
+            data = handle.read() if _token(before) == if_token else None
+            after = os.fstat(handle.fileno())
+        if data is None or _token(after) != if_token:  # rewritten before or while reading
+            raise ObjectChanged.rewritten(self.name, key, if_token)
+        return data
 
     def get_range(self, key: str, start: int, length: int) -> bytes:
         return self._read(key, start, length)

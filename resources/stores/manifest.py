@@ -172,7 +172,9 @@ class ManifestStore(ObjectStore):
             found = store.head(name)
         return self._info(entry, self._current().last_modified, found.size, found.content_type)
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, *, if_token: str | None = None) -> bytes:
+        """The bytes at the entry's location. ``if_token`` is the entry's token, which names the
+        manifest entry, not a version of the object it points at: reads are not pinned."""
         entry = self._entry(key)
         if _is_http(entry.location):
             return self._http().get_url(entry.location)

@@ -24,6 +24,7 @@ from dagster_aws.s3 import S3Resource
 from resources.errors import (
     AccessDenied,
     ConfigError,
+    ObjectChanged,
     ObjectNotFound,
     PreconditionFailed,
     StoreError,
@@ -234,15 +235,28 @@ class S3ObjectStore(ObjectStore):
 
         return self._info(key, self._call("head", key, request), versioned)
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, *, if_token: str | None = None) -> bytes:
         full = self._full_key(key)
+        pin: dict[str, str] = {}
+        if if_token is not None:  # "<etag>" or "<etag>@<version id>" (see _token)
+            etag, _, version = if_token.partition("@")
+            pin = {"IfMatch": f'"{etag}"'} | ({"VersionId": version} if version else {})
 
         def request(client: Any) -> bytes:
-            body = client.get_object(Bucket=self.bucket, Key=full)["Body"]
-            with body:
-                return bytes(body.read())
+            answer = client.get_object(Bucket=self.bucket, Key=full, **pin)
+            with answer["Body"] as body:
+                data = bytes(body.read())
+            # Compatible servers that ignore If-Match still say which version they sent.
+            if if_token is not None and self._token(answer, "@" in if_token) != if_token:
+                raise ObjectChanged.rewritten(self.name, key, if_token)
+            return data
 
-        return self._call("get", key, request)
+        try:
+            return self._call("get", key, request)
+        except PreconditionFailed as exc:
+            if if_token is None:
+                raise
+            raise ObjectChanged.rewritten(self.name, key, if_token) from exc
 
     def get_range(self, key: str, start: int, length: int) -> bytes:
         full = self._full_key(key)

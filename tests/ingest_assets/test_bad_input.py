@@ -245,14 +245,20 @@ def test_with_ignore_errors_false_a_bad_item_fails_the_run_naming_index_key_and_
     assert "ignore_errors" in message
     assert not project.lake.is_committed("dataset_items", batch)
 
-    # Fixing the object and running again resumes after the checkpoint.
+    # Fixing the object and running again resumes after the checkpoint; the fixed object is a
+    # new version, superseding the claimed one, and the next claim ingests it.
     write_image(project.inbox / "c.jpg", seed=4)
     again = ingest(project, instance, batch)
     assert again.success
     assert item_metadata(again)["resumed_rows"] == 2
     rows = rows_by_key(project, batch)
     assert sorted(rows) == ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]
-    assert {row["status"] for row in rows.values()} == {"ok"}
+    assert {k: row["status"] for k, row in rows.items() if row["status"] != "ok"} == {
+        "c.jpg": "superseded"
+    }
+    fixed = claim_one_batch(project, instance)
+    assert ingest(project, instance, fixed).success
+    assert {k: row["status"] for k, row in rows_by_key(project, fixed).items()} == {"c.jpg": "ok"}
 
 
 def test_with_ignore_errors_false_a_missing_object_fails_the_run_too(

@@ -28,13 +28,13 @@ class FlakyFolderStore(LocalFolderStore):
     reads = 0
     lock = threading.Lock()
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, *, if_token: str | None = None) -> bytes:
         with FlakyFolderStore.lock:
             FlakyFolderStore.reads += 1
             failing = FlakyFolderStore.reads == FlakyFolderStore.fail_at
         if failing:
             raise TransientStoreError(f"{self.name}: connection reset while reading {key!r}")
-        return super().get(key)
+        return super().get(key, if_token=if_token)
 
 
 @pytest.fixture

@@ -233,8 +233,8 @@ def test_a_reader_of_the_old_marker_never_sees_a_mix_of_old_and_new(lake: Lake, 
     class RewrittenWhileRead(LocalFolderStore):
         """Another run replaces the partition right after this reader read its first file."""
 
-        def get(self, key: str) -> bytes:
-            data = super().get(key)
+        def get(self, key: str, *, if_token: str | None = None) -> bytes:
+            data = super().get(key, if_token=if_token)
             if key.endswith(".parquet") and not rewrites:
                 rewrites.append(write_whole(lake, "p1", 5, step=2, fingerprint="new"))
             return data

@@ -23,7 +23,7 @@ import pytest
 from dagster_aws.s3 import S3Resource
 from dagster_gcp.gcs import GCSResource
 
-from resources.errors import InvalidKey, ObjectNotFound, PreconditionFailed
+from resources.errors import InvalidKey, ObjectChanged, ObjectNotFound, PreconditionFailed
 from resources.stores.base import ObjectInfo, ObjectStore, check_key
 from resources.stores.gcs import GCSObjectStore
 from resources.stores.local import LocalFolderStore
@@ -336,6 +336,22 @@ def test_change_token_changes_whenever_the_object_is_rewritten(store: ObjectStor
     assert store.head("k.bin").change_token == other_size
     assert [info.change_token for info in store.list_page()] == [other_size]
     assert store.get("k.bin") == b"ccccc"
+
+
+def test_a_read_pinned_to_a_version_gets_that_version_or_object_changed(
+    store: ObjectStore,
+) -> None:
+    claimed = store.put("k.bin", b"claimed").change_token
+    assert store.get("k.bin", if_token=claimed) == b"claimed"
+
+    store.put("k.bin", b"rewritten")
+
+    with pytest.raises(ObjectChanged, match=r"'k.bin' is no longer the version"):
+        store.get("k.bin", if_token=claimed)
+    assert store.get("k.bin", if_token=store.head("k.bin").change_token) == b"rewritten"
+    store.delete("k.bin")
+    with pytest.raises(ObjectNotFound):  # gone is missing, not changed
+        store.get("k.bin", if_token=claimed)
 
 
 @pytest.mark.parametrize(
