@@ -7,11 +7,11 @@ separator, and are data, never paths: :func:`check_key` refuses anything that co
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from resources.errors import InvalidKey
+from resources.errors import InvalidKey, ObjectChanged, PreconditionFailed
 
 DEFAULT_PAGE_SIZE = 1000
 
@@ -51,6 +51,17 @@ def check_key(key: str, *, store: str = "") -> str:
             key=key,
         )
     return key
+
+
+def read_pinned(store: str, key: str, if_token: str | None, read: Callable[[], bytes]) -> bytes:
+    """``read()``, where a refused precondition of a read pinned to ``if_token`` (HTTP 412)
+    means the object was rewritten: ObjectChanged."""
+    try:
+        return read()
+    except PreconditionFailed as exc:
+        if if_token is None or isinstance(exc, ObjectChanged):
+            raise
+        raise ObjectChanged.rewritten(store, key, if_token) from exc
 
 
 class ObjectStore(abc.ABC):

@@ -27,7 +27,13 @@ from resources.errors import (
     PreconditionFailed,
     StoreError,
 )
-from resources.stores.base import DEFAULT_PAGE_SIZE, ObjectInfo, ObjectStore, check_key
+from resources.stores.base import (
+    DEFAULT_PAGE_SIZE,
+    ObjectInfo,
+    ObjectStore,
+    check_key,
+    read_pinned,
+)
 from resources.stores.gcs_client import build_client, describe_credentials, key_file_from_env
 from resources.stores.gcs_errors import translate_error
 from resources.stores.options import StorageOptions
@@ -219,12 +225,7 @@ class GCSObjectStore(ObjectStore):
                 raise ObjectChanged.rewritten(self.name, key, if_token)
             return data
 
-        try:
-            return self._call("get", key, download)
-        except PreconditionFailed as exc:
-            if if_token is None:
-                raise
-            raise ObjectChanged.rewritten(self.name, key, if_token) from exc
+        return read_pinned(self.name, key, if_token, lambda: self._call("get", key, download))
 
     def get_range(self, key: str, start: int, length: int) -> bytes:
         if start < 0 or length < 0:

@@ -29,7 +29,13 @@ from resources.errors import (
     PreconditionFailed,
     StoreError,
 )
-from resources.stores.base import DEFAULT_PAGE_SIZE, ObjectInfo, ObjectStore, check_key
+from resources.stores.base import (
+    DEFAULT_PAGE_SIZE,
+    ObjectInfo,
+    ObjectStore,
+    check_key,
+    read_pinned,
+)
 from resources.stores.options import StorageOptions
 from resources.stores.retry import DEFAULT_RETRY, RetryPolicy, call_with_retries
 from resources.stores.s3_client import build_client, describe_credentials, resource_from_options
@@ -251,12 +257,7 @@ class S3ObjectStore(ObjectStore):
                 raise ObjectChanged.rewritten(self.name, key, if_token)
             return data
 
-        try:
-            return self._call("get", key, request)
-        except PreconditionFailed as exc:
-            if if_token is None:
-                raise
-            raise ObjectChanged.rewritten(self.name, key, if_token) from exc
+        return read_pinned(self.name, key, if_token, lambda: self._call("get", key, request))
 
     def get_range(self, key: str, start: int, length: int) -> bytes:
         full = self._full_key(key)
