@@ -23,6 +23,7 @@ from ingest_assets.names import (
     ATTEMPT_TAG,
     DATASET_ITEMS,
     INGEST_JOB,
+    MAX_ATTEMPTS,
     MAX_RETRIES_TAG,
     PARTITION_TAG,
     SOURCE_TAG,
@@ -31,8 +32,6 @@ from ingest_assets.names import (
 from resources.lake.datapool import parse_batch_key
 from resources.lake.tables import Lake
 
-#: A batch whose runs failed this many times is not run again without being asked to.
-MAX_ATTEMPTS = 3
 #: Dagster marks a failed run's status before it tags whether the run will be retried; a run
 #: failed this recently with no tag yet is left to the retry daemon.
 RETRY_TAG_GRACE_S = 60.0

@@ -17,7 +17,7 @@ from dagster import (
 
 from ingest_assets.claiming.claim import Claimer, ClaimResult
 from ingest_assets.healing import WATERMARK, HealPlan, failed_batches, next_attempt, plan_healing
-from ingest_assets.names import ATTEMPT_TAG, INGEST_JOB, LAUNCHED_BY_TAG, SOURCE_TAG
+from ingest_assets.names import ATTEMPT_TAG, INGEST_JOB, LAUNCHED_BY_TAG, MAX_ATTEMPTS, SOURCE_TAG
 from ingest_assets.partitions import BATCHES, batches
 from resources.config import SourceConfig
 from resources.errors import LeaseHeld
@@ -57,7 +57,7 @@ def build_datapool_sensor(source: SourceConfig) -> SensorDefinition:
         default_status=DefaultSensorStatus.RUNNING,
         description=f"Claims new or changed objects of source {source.name} ({source.location}) "
         "into batches and requests one ingest run per batch; requests a batch again when its "
-        "run died or failed (at most 3 failed runs).",
+        f"run died or failed (at most {MAX_ATTEMPTS} failed runs).",
     )
     def datapool_sensor(
         context: SensorEvaluationContext, lake: LakeResource, sources: SourcesResource

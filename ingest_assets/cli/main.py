@@ -9,6 +9,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from ingest_assets.names import MAX_ATTEMPTS
 from resources.errors import BucketlakeError
 
 
@@ -32,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument(
         "--retry-failed",
         action="store_true",
-        help=f"also run batches whose runs failed {3} times or more",
+        help=f"also run batches whose runs failed {MAX_ATTEMPTS} times or more",
     )
     commands.add_parser("home", help="create the Dagster instance folder if needed; print it")
     verify = commands.add_parser(
