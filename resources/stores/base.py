@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from resources.errors import InvalidKey, ObjectChanged, PreconditionFailed
+from resources.errors import InvalidKey, ObjectChanged, PreconditionFailed, StoreError
 
 DEFAULT_PAGE_SIZE = 1000
 
@@ -53,15 +53,29 @@ def check_key(key: str, *, store: str = "") -> str:
     return key
 
 
-def read_pinned(store: str, key: str, if_token: str | None, read: Callable[[], bytes]) -> bytes:
-    """``read()``, where a refused precondition of a read pinned to ``if_token`` (HTTP 412)
-    means the object was rewritten: ObjectChanged."""
+def read_pinned(
+    store: ObjectStore, key: str, if_token: str | None, read: Callable[[], bytes]
+) -> bytes:
+    """``read()`` for ``store.get(key, if_token=...)``. When the server refuses the pinned read
+    (HTTP 412) or answers with another version, a head says why: the object is gone
+    (ObjectNotFound), it was rewritten (ObjectChanged), or the server answered so for the very
+    version it lists, which is reported as an error rather than taken for a rewrite (the new
+    version would never be claimed, since the listing shows none)."""
     try:
         return read()
     except PreconditionFailed as exc:
-        if if_token is None or isinstance(exc, ObjectChanged):
+        if if_token is None:
             raise
-        raise ObjectChanged.rewritten(store, key, if_token) from exc
+        cause = exc
+    current = store.head(key).change_token
+    if current != if_token:
+        raise ObjectChanged.rewritten(store.name, key, if_token) from cause
+    raise StoreError(
+        f"{store.name}: {key!r}: the server refused a read pinned to version {if_token}, which "
+        f"is the version it lists ({cause}); check the server's support for conditional reads",
+        store=store.name,
+        key=key,
+    ) from cause
 
 
 class ObjectStore(abc.ABC):

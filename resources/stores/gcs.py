@@ -215,6 +215,13 @@ class GCSObjectStore(ObjectStore):
         return self._call("head", key, reload)
 
     def get(self, key: str, *, if_token: str | None = None) -> bytes:
+        if if_token is not None and not if_token.isdigit():
+            raise StoreError(
+                f"{self.name}: {key!r}: {if_token!r} is not a GCS generation; pin reads to the "
+                "change token this store listed",
+                store=self.name,
+                key=key,
+            )
         pin = {} if if_token is None else {"if_generation_match": int(if_token)}
 
         def download(client: Any) -> bytes:
@@ -225,7 +232,7 @@ class GCSObjectStore(ObjectStore):
                 raise ObjectChanged.rewritten(self.name, key, if_token)
             return data
 
-        return read_pinned(self.name, key, if_token, lambda: self._call("get", key, download))
+        return read_pinned(self, key, if_token, lambda: self._call("get", key, download))
 
     def get_range(self, key: str, start: int, length: int) -> bytes:
         if start < 0 or length < 0:

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import quote
 
 from resources.errors import (
@@ -115,13 +116,11 @@ class LocalFolderStore(ObjectStore):
             raise ObjectNotFound(f"{self.name}: {key!r} is not a file", store=self.name, key=key)
         return _info(key, st)
 
-    def _read(self, key: str, start: int = 0, length: int | None = None) -> bytes:
+    @contextlib.contextmanager
+    def _open(self, key: str) -> Iterator[BinaryIO]:
         path = self._path(key)
         try:
-            with open(path, "rb") as handle:
-                if start:
-                    handle.seek(start)
-                return handle.read() if length is None else handle.read(length)
+            handle = open(path, "rb")  # noqa: SIM115 (closed below)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise ObjectNotFound(
                 f"{self.name}: no object {key!r}", store=self.name, key=key
@@ -132,19 +131,25 @@ class LocalFolderStore(ObjectStore):
                 store=self.name,
                 key=key,
             ) from exc
+        with handle:
+            yield handle
+
+    def _read(self, key: str, start: int = 0, length: int | None = None) -> bytes:
+        with self._open(key) as handle:
+            if start:
+                handle.seek(start)
+            return handle.read() if length is None else handle.read(length)
 
     def get(self, key: str, *, if_token: str | None = None) -> bytes:
         if if_token is None:
             return self._read(key)
-        try:
-            handle = open(self._path(key), "rb")  # noqa: SIM115 (closed below)
-        except OSError:
-            return self._read(key)  # raises ObjectNotFound or AccessDenied, naming the key
-        with handle:
+        with self._open(key) as handle:
             before = os.fstat(handle.fileno())
             data = handle.read() if _token(before) == if_token else None
             after = os.fstat(handle.fileno())
-        if data is None or _token(after) != if_token:  # rewritten before or while reading
+        # Rewritten before the read, or in place during it (the change time moves even where
+        # the modification time is too coarse to).
+        if data is None or (after.st_ctime_ns, _token(after)) != (before.st_ctime_ns, if_token):
             raise ObjectChanged.rewritten(self.name, key, if_token)
         return data
 

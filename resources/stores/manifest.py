@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
-from resources.errors import ObjectNotFound, StoreError
+from resources.errors import ObjectChanged, ObjectNotFound, StoreError
 from resources.stores.base import DEFAULT_PAGE_SIZE, ObjectInfo, ObjectStore
 from resources.stores.http import HttpStore
 from resources.stores.manifest_parse import ManifestEntry, manifest_format, parse_manifest
@@ -173,9 +173,12 @@ class ManifestStore(ObjectStore):
         return self._info(entry, self._current().last_modified, found.size, found.content_type)
 
     def get(self, key: str, *, if_token: str | None = None) -> bytes:
-        """The bytes at the entry's location. ``if_token`` is the entry's token, which names the
-        manifest entry, not a version of the object it points at: reads are not pinned."""
+        """The bytes at the entry's location. ``if_token`` is the entry's token: it names the
+        manifest entry (location and metadata), so an entry changed in the manifest since it
+        was listed raises ObjectChanged; the object the entry points at is not pinned."""
         entry = self._entry(key)
+        if if_token is not None and entry.change_token != if_token:
+            raise ObjectChanged.rewritten(self.name, key, if_token)
         if _is_http(entry.location):
             return self._http().get_url(entry.location)
         store, name = self._store_for(entry.location)

@@ -257,7 +257,7 @@ class S3ObjectStore(ObjectStore):
                 raise ObjectChanged.rewritten(self.name, key, if_token)
             return data
 
-        return read_pinned(self.name, key, if_token, lambda: self._call("get", key, request))
+        return read_pinned(self, key, if_token, lambda: self._call("get", key, request))
 
     def get_range(self, key: str, start: int, length: int) -> bytes:
         full = self._full_key(key)

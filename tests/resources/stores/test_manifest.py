@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
-from resources.errors import AccessDenied, ObjectNotFound, StoreError
+from resources.errors import AccessDenied, ObjectChanged, ObjectNotFound, StoreError
 from resources.stores.manifest import ManifestStore
 from resources.stores.manifest_parse import InvalidManifest, parse_manifest
 from resources.stores.open import open_source_store
@@ -320,6 +320,20 @@ def test_fetches_file_uri_plain_and_relative_paths(
     assert head.change_token == store.list_page(start_after="b")[0].change_token
     assert store.exists("a")
     assert not store.exists("nope")
+
+
+def test_a_pinned_read_of_an_entry_changed_in_the_manifest_is_object_changed(
+    images: Path, tmp_path: Path, open_manifest: Any
+) -> None:
+    entry = {"image_location": str(images / "a.jpg"), "reference_id": "a"}
+    path = write_jsonl(tmp_path / "m.jsonl", {**entry, "metadata": {"label": "cat"}})
+    claimed = open_manifest(path).list_page()[0].change_token
+    write_jsonl(path, {**entry, "metadata": {"label": "dog"}})  # relabelled after the claim
+
+    store = open_manifest(path)  # an ingest opens the manifest afresh
+    with pytest.raises(ObjectChanged, match="no longer the version"):
+        store.get("a", if_token=claimed)
+    assert store.get("a", if_token=store.head("a").change_token) == b"bytes of a.jpg"
 
 
 def test_entry_whose_file_is_gone(tmp_path: Path, open_manifest: Any) -> None:
