@@ -21,7 +21,6 @@ from sensors.datapool_sensor import build_datapool_sensor
 
 
 def build_definitions(config: BucketlakeConfig) -> Definitions:
-    config = config.resolved()
     return Definitions(
         assets=[raw_items, dataset_items, duplicates],
         asset_checks=[every_batch_has_items],

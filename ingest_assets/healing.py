@@ -57,8 +57,8 @@ class HealPlan:
 def failed_batches(
     instance: DagsterInstance, source: str, updated_after: datetime | None = None
 ) -> set[str]:
-    """Batches of ``source`` with an ingest run that failed (since ``updated_after``) or that is
-    running and may have died: what a sensor tick needs to look at."""
+    """Batches of ``source`` with an ingest run that failed (since ``updated_after``): what a
+    sensor tick needs to look at, beside the batches of runs that died (``plan_healing``)."""
     failed = instance.get_runs(
         RunsFilter(
             job_name=INGEST_JOB,
@@ -67,10 +67,11 @@ def failed_batches(
             updated_after=updated_after,
         )
     )
-    running = instance.get_runs(
-        RunsFilter(job_name=INGEST_JOB, tags={SOURCE_TAG: source}, statuses=RUNNING)
-    )
-    return {r.tags[PARTITION_TAG] for r in [*failed, *running] if PARTITION_TAG in r.tags}
+    return _batches_of(failed)
+
+
+def _batches_of(runs: Iterable[DagsterRun]) -> set[str]:
+    return {run.tags[PARTITION_TAG] for run in runs if PARTITION_TAG in run.tags}
 
 
 def next_attempt(instance: DagsterInstance, batch: str) -> int:
@@ -101,12 +102,12 @@ def _fail_if_dead(instance: DagsterInstance, run: DagsterRun, healer: str) -> bo
     return True
 
 
-def fail_dead_runs(instance: DagsterInstance, source: str, healer: str) -> list[str]:
-    """Mark failed every ingest run of ``source`` whose process is gone; their ids."""
+def fail_dead_runs(instance: DagsterInstance, source: str, healer: str) -> list[DagsterRun]:
+    """Mark failed every ingest run of ``source`` whose process is gone; those runs."""
     runs = instance.get_runs(
         RunsFilter(job_name=INGEST_JOB, tags={SOURCE_TAG: source}, statuses=RUNNING)
     )
-    return [run.run_id for run in runs if _fail_if_dead(instance, run, healer)]
+    return [run for run in runs if _fail_if_dead(instance, run, healer)]
 
 
 def _retry_pending(instance: DagsterInstance, record: RunRecord) -> bool:
@@ -130,10 +131,12 @@ def plan_healing(
     healer: str,
     retry_failed: bool = False,
 ) -> HealPlan:
-    """Which of ``candidates`` (registered batches) of ``source`` run again, per the rule above.
-    ``healer`` names who marks dead runs failed, in the run's failure message."""
-    plan = HealPlan(marked_failed=fail_dead_runs(instance, source, healer))
-    for batch in sorted(candidates):
+    """Which of ``candidates`` (registered batches) of ``source``, and of the batches whose runs
+    it finds dead, run again, per the rule above. ``healer`` names who marks dead runs failed,
+    in the run's failure message."""
+    dead_runs = fail_dead_runs(instance, source, healer)
+    plan = HealPlan(marked_failed=[run.run_id for run in dead_runs])
+    for batch in sorted(set(candidates) | _batches_of(dead_runs)):
         if parse_batch_key(batch)[0] != source or lake.is_committed(DATASET_ITEMS, batch):
             continue
         runs = instance.get_runs(RunsFilter(tags={PARTITION_TAG: batch}, statuses=IN_FLIGHT))

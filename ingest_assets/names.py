@@ -5,10 +5,10 @@ DATASET_ITEMS = "dataset_items"
 DUPLICATES = "duplicates"
 
 INGEST_JOB = "ingest_job"
+CHECKS_JOB = "dataset_checks_job"
 
 #: A batch whose runs failed this many times is not run again without being asked to.
 MAX_ATTEMPTS = 3
-CHECKS_JOB = "dataset_checks_job"
 
 #: Tags on every ingest run.
 PARTITION_TAG = "dagster/partition"

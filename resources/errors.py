@@ -7,7 +7,7 @@ BucketlakeError
 │   ├── AccessDenied
 │   ├── BadCredentials
 │   ├── PreconditionFailed      a create-only or conditional write lost to another writer
-│   │   └── ObjectChanged       a read pinned to a version found another one (or none)
+│   │   └── ObjectChanged       a read pinned to a version found another one
 │   ├── InvalidKey              a key that could escape its root (``..``, absolute, NUL)
 │   └── TransientStoreError     timeouts, 5xx, throttling: worth retrying
 └── LakeError                   the lake's table contract was violated or cannot be met

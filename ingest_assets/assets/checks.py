@@ -58,7 +58,7 @@ def every_batch_has_items(
             "without_items": len(missing),
             "without_items_list": markdown_table(missing[:LISTED], ["batch", "last run", "runs"]),
             "listed": MetadataValue.text(
-                "first 20 shown" if len(missing) > LISTED else "all shown"
+                f"first {LISTED} shown" if len(missing) > LISTED else "all shown"
             ),
         },
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from dagster import DagsterInstance
@@ -13,8 +12,9 @@ from dagster import DagsterInstance
 from resources.config import BucketlakeConfig
 
 HEADER = "# The Dagster instance of this Bucketlake project"
-DAGSTER_YAML = """\
-# The Dagster instance of this Bucketlake project (SQLite storage in this folder).
+DAGSTER_YAML = (
+    HEADER
+    + """ (SQLite storage in this folder).
 # Run-queue limits fit one machine: batches run side by side as separate runs, each using
 # several threads inside. Raise the limits on a bigger machine.
 run_queue:
@@ -27,6 +27,7 @@ run_queue:
 {monitoring}telemetry:
   enabled: false
 """
+)
 
 #: Added to the dagster.yaml of an instance made before Bucketlake set these.
 MONITORING_YAML = """\
@@ -45,23 +46,20 @@ run_retries:
 """
 
 
-def dagster_home(config: BucketlakeConfig, warn: Callable[[str], None] | None = None) -> Path:
+def dagster_home(config: BucketlakeConfig) -> Path:
     """The instance folder in effect: ``$DAGSTER_HOME`` if set, else the config's
-    ``dagster_home``. When both are set and differ, ``warn`` is told (one line, both named)."""
+    ``dagster_home``. When both are set and differ, a one-line warning names both."""
     named = os.environ.get("DAGSTER_HOME") or None
     if named is None:
         return config.dagster_home_path
     home = Path(named).absolute()
     if config.names_dagster_home and home != config.dagster_home_path.absolute():
-        (warn or _stderr)(
+        print(
             f"bucketlake: warning: DAGSTER_HOME={named} and the config's dagster_home="
-            f"{config.dagster_home_path} differ; using DAGSTER_HOME"
+            f"{config.dagster_home_path} differ; using DAGSTER_HOME",
+            file=sys.stderr,
         )
     return home
-
-
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr)
 
 
 def ensure_dagster_home(config: BucketlakeConfig) -> Path:

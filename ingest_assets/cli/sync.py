@@ -42,7 +42,7 @@ class BatchOutcome:
     error: str | None = None
     status_counts: dict[str, int] = field(default_factory=dict)
     resumed_rows: int = 0
-    left_to: str | None = None  # a run started by someone else (the daemon) meanwhile
+    left_to_daemon: bool = False  # its run (run_id) was started by the daemon meanwhile
 
 
 @dataclass
@@ -190,7 +190,7 @@ def sync(
         # The daemon's sensor may have taken the batch since the plan was made.
         taken = instance.get_runs(RunsFilter(tags={PARTITION_TAG: batch}, statuses=IN_FLIGHT))
         if taken:
-            done = BatchOutcome(batch, True, taken[0].run_id, left_to=taken[0].run_id)
+            done = BatchOutcome(batch, True, taken[0].run_id, left_to_daemon=True)
             (bar.say if bar.enabled else say)(describe(done))
             return done
         outcome = processes.run(batch, next_attempt(instance, batch))
@@ -223,7 +223,7 @@ def describe(outcome: BatchOutcome) -> str:
     run = f"run {outcome.run_id[:8]}" if outcome.run_id else "no run"
     if not outcome.success:
         return f"  {outcome.batch}: FAILED ({run}): {outcome.error}"
-    if outcome.left_to:
+    if outcome.left_to_daemon:
         return f"  {outcome.batch}: left to {run}, which the daemon started meanwhile"
     counts = outcome.status_counts
     total = sum(counts.values())

@@ -21,6 +21,3 @@ class LakeResource(ConfigurableResource):  # type: ignore[type-arg]
 
     def lake(self) -> Lake:
         return Lake(self.store.store)
-
-    def table_uri(self, asset: str, partition: str) -> str:
-        return self.lake().table_uri(asset, partition)
