@@ -75,5 +75,10 @@ class LakeError(BucketlakeError):
     """The lake's storage contract cannot be met (a missing or inconsistent table)."""
 
 
+class TableChanged(LakeError):
+    """A partition was committed again while being read: its files of the commit being read
+    are gone. Reading again reads the new commit."""
+
+
 class LeaseHeld(LakeError):
     """Another live writer holds the lease."""

@@ -1,9 +1,12 @@
 """Write leases: one live writer per partition (or per source claim), on any object store.
 
 A lease is a small JSON object created create-only. Its holder refreshes a heartbeat in the
-background. A lease is *live* while its process runs (same host: the pid exists and started at
-the recorded time, so a recycled pid is not mistaken for the holder) or, seen from another host,
-while its heartbeat is fresh. A dead lease is taken over with a conditional delete, so two
+background, each beat a write conditional on the token of its own last write, so a holder that
+was paused and taken over finds out at its next beat and never overwrites its successor's lease.
+A lease is *live* while its heartbeat is fresh; on the holder's own host a lease whose process
+is gone (the pid is not running, or was recycled: it started at another time) is dead at once.
+The heartbeat counts on the same host too: containers share host names, not pid namespaces, and
+a paused process keeps its pid. A dead lease is taken over with a conditional delete, so two
 would-be successors cannot both take it.
 """
 
@@ -67,8 +70,8 @@ class LeaseHolder:
     acquired: float
 
     def is_live(self, stale_after: float = DEFAULT_STALE_AFTER_S, now: float | None = None) -> bool:
-        if self.host == socket.gethostname():
-            return pid_running(self.pid, self.pid_start)
+        if self.host == socket.gethostname() and not pid_running(self.pid, self.pid_start):
+            return False
         return ((now or time.time()) - self.heartbeat) < stale_after
 
     def describe(self, now: float | None = None) -> str:
@@ -118,6 +121,7 @@ class Lease:
         self.took_over: LeaseHolder | None = None
         self.nonce = uuid.uuid4().hex
         self.lost = False
+        self._token = ""  # the change token of this holder's last write of the lease
 
     def _record(self) -> bytes:
         pid = os.getpid()
@@ -136,7 +140,9 @@ class Lease:
         self._acquired_at = time.time()
         for _ in range(5):
             try:
-                self.store.put(self.key, self._record(), create_only=True)
+                self._token = self.store.put(
+                    self.key, self._record(), create_only=True
+                ).change_token
                 break
             except PreconditionFailed:
                 pass
@@ -165,13 +171,20 @@ class Lease:
     def _beat(self) -> None:
         while not self._stop.wait(self.heartbeat_every):
             try:
-                found = read_holder(self.store, self.key)
-                if found is None or not found[0].held_by(self):
-                    self.lost = True  # taken over: the writer finds out before it commits
-                    return
-                self.store.put(self.key, self._record())
+                self._token = self.store.put(
+                    self.key, self._record(), if_token=self._token
+                ).change_token
+            except PreconditionFailed:
+                # Taken over, unless a beat whose answer was lost did write it: look.
+                with contextlib.suppress(StoreError):
+                    found = read_holder(self.store, self.key)
+                    if found is not None and found[0].held_by(self):
+                        self._token = found[1]
+                        continue
+                self.lost = True  # the writer finds out before it commits
+                return
             except StoreError:
-                continue  # the next beat tries again; a stale heartbeat only matters off-host
+                continue  # the next beat tries again
 
     def release(self) -> None:
         self._stop.set()

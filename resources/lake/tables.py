@@ -6,9 +6,15 @@ Layout of one table (one asset, one partition)::
     <asset>/<partition>/_LEASE                  the live writer's lease
     <asset>/<partition>/<attempt>/_ATTEMPT.json fingerprint and run of one write attempt
     <asset>/<partition>/<attempt>/part-<n>.parquet
+    <asset>/_catalog/                           which partitions are committed (catalog.py)
 
 Each write attempt has its own folder, so a re-run never overwrites a file that the current
 marker lists: readers of the old table keep seeing the old table until the new marker lands.
+
+Writers are fenced: the marker is written conditionally on the marker (or its absence) that the
+writer saw when it started, and a commit removes only the attempts that existed then. So a
+writer that was paused past its lease and overtaken cannot replace its successor's commit, nor
+delete the files of its successor's attempt.
 """
 
 from __future__ import annotations
@@ -28,7 +34,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from resources.errors import LakeError, ObjectNotFound
+from resources.errors import LakeError, ObjectNotFound, PreconditionFailed, TableChanged
+from resources.lake.catalog import CATALOG, Catalog
+from resources.lake.current import CHUNK_ROWS, FETCHES, TableFile, each_in_parallel, iter_current
 from resources.lake.lease import Lease, read_holder
 from resources.stores.base import ObjectStore, check_key
 
@@ -113,7 +121,12 @@ class Lake:
     @staticmethod
     def table_prefix(asset: str, partition: str) -> str:
         check_key(f"{asset}/{partition}")
+        if partition == CATALOG or "/" in partition:
+            raise LakeError(f"{partition!r} cannot name a partition of {asset}: it is reserved")
         return f"{asset}/{partition}/"
+
+    def catalog(self, asset: str) -> Catalog:
+        return Catalog(self.store, asset, MARKER)
 
     def table_uri(self, asset: str, partition: str) -> str:
         return self.store.uri(self.table_prefix(asset, partition) + MARKER).removesuffix(MARKER)
@@ -128,6 +141,37 @@ class Lake:
 
     def is_committed(self, asset: str, partition: str) -> bool:
         return self.store.exists(self.table_prefix(asset, partition) + MARKER)
+
+    def committed_partitions(self, asset: str) -> list[str]:
+        """Every committed partition of ``asset``, sorted, from the catalog: a listing of
+        ``<asset>/_catalog/`` rather than a request per partition."""
+        return self.catalog(asset).partitions()
+
+    def read_commits(
+        self, asset: str, partitions: Sequence[str] | None = None
+    ) -> list[tuple[str, Commit]]:
+        """The commits of ``partitions`` (default: every committed one), in the order given,
+        fetched in parallel; partitions without a commit are left out."""
+        names = self.committed_partitions(asset) if partitions is None else list(partitions)
+        found = each_in_parallel(names, lambda p: (p, self.read_commit(asset, p)), FETCHES)
+        return [(p, c) for p, c in found if c is not None]
+
+    def read_file(
+        self, asset: str, file: TableFile, columns: Sequence[str] | None = None
+    ) -> pa.Table:
+        """One data file of a commit, cast to the commit's schema."""
+        prefix = self.table_prefix(asset, file.partition)
+        try:
+            data = self.store.get(prefix + file.path)
+        except ObjectNotFound:
+            raise TableChanged(
+                f"{asset}/{file.partition} was committed again while being read; read it again"
+            ) from None
+        schema = file.commit.schema
+        if columns is not None:
+            schema = pa.schema([schema.field(c) for c in columns])
+        cols = list(columns) if columns is not None else None
+        return _strip(pq.read_table(pa.BufferReader(data), columns=cols)).cast(schema)
 
     def read_table(
         self, asset: str, partition: str, columns: Sequence[str] | None = None
@@ -148,48 +192,63 @@ class Lake:
             commit = self.read_commit(asset, partition)
             if commit is None:
                 return None
+            files = [TableFile(partition, f["path"], commit) for f in commit.files]
             try:
-                return self._read_files(commit, self.table_prefix(asset, partition), columns)
-            except ObjectNotFound:
+                tables = [self.read_file(asset, f, columns) for f in files]
+            except TableChanged:
                 continue  # replaced by a newer commit while reading: read the new marker
+            if not tables:
+                schema = commit.schema
+                if columns is not None:
+                    schema = pa.schema([schema.field(c) for c in columns])
+                return schema.empty_table()
+            return pa.concat_tables(tables)
         raise LakeError(f"{asset}/{partition}: the table kept changing while being read")
 
-    def _read_files(self, commit: Commit, prefix: str, columns: Sequence[str] | None) -> pa.Table:
-        schema = commit.schema
-        if columns is not None:
-            schema = pa.schema([schema.field(c) for c in columns])
-        tables = [
-            _strip(
-                pq.read_table(
-                    pa.BufferReader(self.store.get(prefix + f["path"])),
-                    columns=list(columns) if columns is not None else None,
-                )
-            )
-            for f in commit.files
-        ]
-        if not tables:
-            return schema.empty_table()
-        return pa.concat_tables(tables).cast(schema)
+    def iter_current(
+        self,
+        asset: str,
+        partitions: Sequence[str] | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+        filter: pc.Expression | None = None,
+        chunk_rows: int = CHUNK_ROWS,
+    ) -> Iterator[pa.Table]:
+        """The current view (the latest committed row per ``item_id``; later partitions win)
+        in chunks of about ``chunk_rows`` rows, in memory bounded by the chunk and the files
+        being fetched, not by the table. ``partitions`` in precedence order; by default every
+        committed partition, in name order (a source's batches in sequence). ``filter`` keeps
+        the winning rows that pass it and may name only columns that are read. Raises
+        TableChanged if a partition is committed again while it streams."""
+        commits = self.read_commits(asset, partitions)
+        return iter_current(
+            self, asset, commits, columns=columns, filter=filter, chunk_rows=chunk_rows
+        )
 
     def read_current(
-        self, asset: str, partitions: Sequence[str], columns: Sequence[str] | None = None
+        self,
+        asset: str,
+        partitions: Sequence[str] | None = None,
+        columns: Sequence[str] | None = None,
+        *,
+        filter: pc.Expression | None = None,
     ) -> pa.Table:
-        """The current view: the latest committed row per ``item_id``, partitions taken in the
-        order given (later partitions win). Partitions without a commit are skipped."""
-        found = (self._read_if_committed(asset, p, columns) for p in partitions)
-        tables = [table for table in found if table is not None]
-        if not tables:
-            raise LakeError(f"{asset} has no committed partitions among {len(partitions)} given")
-        table = pa.concat_tables(tables)
-        order = pa.array(range(table.num_rows), type=pa.int64())
-        latest = (
-            table.select(["item_id"])
-            .append_column("__order", order)
-            .group_by("item_id", use_threads=False)
-            .aggregate([("__order", "max")])
-        )
-        rows = latest.column("__order_max")
-        return table.take(pc.take(rows, pc.sort_indices(rows)))
+        """The whole current view as one table (see :meth:`iter_current`). Raises LakeError
+        if none of the partitions is committed."""
+        for _ in range(3):
+            commits = self.read_commits(asset, partitions)
+            if not commits:
+                given = "" if partitions is None else f" among {len(partitions)} given"
+                raise LakeError(f"{asset} has no committed partitions{given}")
+            schema = commits[-1][1].schema
+            if columns is not None:
+                schema = pa.schema([schema.field(c) for c in columns])
+            try:
+                chunks = list(iter_current(self, asset, commits, columns=columns, filter=filter))
+            except TableChanged:
+                continue
+            return pa.concat_tables(chunks) if chunks else schema.empty_table()
+        raise LakeError(f"{asset}: its partitions kept changing while being read")
 
     # -- writing ---------------------------------------------------------------------------
     def writer(
@@ -234,6 +293,10 @@ class PartitionWriter:
         self.chunks: list[_Chunk] = []
         self.resumed_rows = 0
         self.committed: Commit | None = None
+        #: What this writer saw when it started: the marker's change token ("" when there was
+        #: no marker), which the commit is conditional on, and the attempts it may remove.
+        self._marker_token = ""
+        self._attempts_at_start: set[str] = set()
 
     @property
     def resume_from(self) -> int:
@@ -272,10 +335,16 @@ class PartitionWriter:
         return by_attempt
 
     def _resume_or_start(self) -> None:
+        try:
+            self._marker_token = self.store.head(self.prefix + MARKER).change_token
+        except ObjectNotFound:
+            self._marker_token = ""
         current = self.lake.read_commit(self.asset, self.partition)
         live = {f["path"].split("/", 1)[0] for f in current.files} if current else set()
         best: tuple[str, list[_Chunk]] | None = None
-        for attempt, files in self._attempt_files().items():
+        attempts = self._attempt_files()
+        self._attempts_at_start = set(attempts)
+        for attempt, files in attempts.items():
             if attempt in live:
                 continue
             chunks = self._complete_chunks(attempt, files)
@@ -364,10 +433,27 @@ class PartitionWriter:
             fingerprint=self.fingerprint,
             extra={"resumed_rows": self.resumed_rows, **extra},
         )
-        self.store.put(self.prefix + MARKER, commit.to_json())
+        catalog = self.lake.catalog(self.asset)
+        catalog.begin(self.partition)
+        try:
+            if self._marker_token:
+                self.store.put(self.prefix + MARKER, commit.to_json(), if_token=self._marker_token)
+            else:
+                self.store.put(self.prefix + MARKER, commit.to_json(), create_only=True)
+        except PreconditionFailed:
+            raise LakeError(
+                f"{self.asset}/{self.partition}: another writer committed this partition after "
+                "this one started (this writer was paused past its lease and taken over); its "
+                "table stands, and nothing was committed by this run"
+            ) from None
         self.committed = commit
+        catalog.record(
+            self.partition,
+            {"run_id": self.run_id, "rows": commit.rows, "fingerprint": self.fingerprint},
+        )
+        # Only attempts that existed when this writer started: a successor's are not ours.
         for attempt, files in self._attempt_files().items():
-            if attempt != self.attempt:
+            if attempt != self.attempt and attempt in self._attempts_at_start:
                 for name, _size in files:
                     self.store.delete(self.prefix + f"{attempt}/{name}")
         return commit

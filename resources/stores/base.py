@@ -121,9 +121,14 @@ class ObjectStore(abc.ABC):
         """Return at most ``length`` bytes starting at ``start``."""
 
     @abc.abstractmethod
-    def put(self, key: str, data: bytes, *, create_only: bool = False) -> ObjectInfo:
+    def put(
+        self, key: str, data: bytes, *, create_only: bool = False, if_token: str | None = None
+    ) -> ObjectInfo:
         """Write the object whole (readers never see part of it). With ``create_only`` an
-        existing object makes it raise PreconditionFailed and leaves that object untouched."""
+        existing object makes it raise PreconditionFailed and leaves that object untouched.
+        With ``if_token`` the object is replaced only while its change token still equals it
+        (else PreconditionFailed, also when it is gone): a writer that was paused and
+        overtaken cannot overwrite what its successor wrote."""
 
     @abc.abstractmethod
     def delete(self, key: str, *, if_token: str | None = None) -> None:

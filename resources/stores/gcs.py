@@ -253,16 +253,25 @@ class GCSObjectStore(ObjectStore):
 
         return self._call("get_range", key, download)
 
-    def put(self, key: str, data: bytes, *, create_only: bool = False) -> ObjectInfo:
+    def put(
+        self, key: str, data: bytes, *, create_only: bool = False, if_token: str | None = None
+    ) -> ObjectInfo:
         check_key(key, store=self.name)
         content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
+        if if_token is not None and not if_token.isdigit():  # no generation looks like it
+            raise PreconditionFailed(
+                f"{self.name}: {key!r} has no generation {if_token!r}; conditional write refused",
+                store=self.name,
+                key=key,
+            )
+        generation = 0 if create_only else int(if_token) if if_token is not None else None
 
         def upload(client: Any) -> ObjectInfo:
             blob = self._blob(client, key)
             blob.upload_from_string(
                 data,
                 content_type=content_type,
-                if_generation_match=0 if create_only else None,
+                if_generation_match=generation,
                 retry=None,
                 timeout=REQUEST_TIMEOUT,
             )
@@ -270,6 +279,16 @@ class GCSObjectStore(ObjectStore):
 
         # A create-only put whose answer was lost and that is retried sees 412 as if another
         # writer had won; the claimer then gives up a batch it owns, and the next claim heals it.
+        if if_token is not None:
+            try:
+                return self._call("conditional put", key, upload)
+            except PreconditionFailed as exc:
+                raise PreconditionFailed(
+                    f"{self.name}: {key!r} changed or is gone (expected generation {if_token}); "
+                    "conditional write refused",
+                    store=self.name,
+                    key=key,
+                ) from exc
         if not create_only:
             return self._call("put", key, upload)
         try:

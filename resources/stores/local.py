@@ -156,7 +156,9 @@ class LocalFolderStore(ObjectStore):
     def get_range(self, key: str, start: int, length: int) -> bytes:
         return self._read(key, start, length)
 
-    def put(self, key: str, data: bytes, *, create_only: bool = False) -> ObjectInfo:
+    def put(
+        self, key: str, data: bytes, *, create_only: bool = False, if_token: str | None = None
+    ) -> ObjectInfo:
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -185,6 +187,12 @@ class LocalFolderStore(ObjectStore):
                         store=self.name,
                         key=key,
                     ) from exc
+            elif if_token is not None:
+                # Compare and replace under the folder's lock, as a conditional delete does.
+                with self._folder_lock(path.parent):
+                    self._require_token(key, if_token, "write")
+                    os.replace(tmp, path)
+                    return _info(key, path.stat())
             else:
                 os.replace(tmp, path)
         except PermissionError as exc:
@@ -205,23 +213,26 @@ class LocalFolderStore(ObjectStore):
         path = self._path(key)
         with self._folder_lock(path.parent) if if_token is not None else contextlib.nullcontext():
             if if_token is not None:
-                try:
-                    current = self.head(key).change_token
-                except ObjectNotFound:
-                    raise PreconditionFailed(
-                        f"{self.name}: {key!r} is gone; conditional delete refused",
-                        store=self.name,
-                        key=key,
-                    ) from None
-                if current != if_token:
-                    raise PreconditionFailed(
-                        f"{self.name}: {key!r} changed ({current} != {if_token}); delete refused",
-                        store=self.name,
-                        key=key,
-                    )
+                self._require_token(key, if_token, "delete")
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                 path.unlink()  # missing, or a file stands where a folder of the key would be
             self._remove_empty_folders(path.parent)
+
+    def _require_token(self, key: str, token: str, action: str) -> None:
+        try:
+            current = self.head(key).change_token
+        except ObjectNotFound:
+            raise PreconditionFailed(
+                f"{self.name}: {key!r} is gone; conditional {action} refused",
+                store=self.name,
+                key=key,
+            ) from None
+        if current != token:
+            raise PreconditionFailed(
+                f"{self.name}: {key!r} changed ({current} != {token}); {action} refused",
+                store=self.name,
+                key=key,
+            )
 
     def _remove_empty_folders(self, folder: Path) -> None:
         """Object stores have no folders: one left empty by a delete goes too (not the root)."""

@@ -195,7 +195,9 @@ class ManifestStore(ObjectStore):
         return self._entry(key).location
 
     # -- read-only -------------------------------------------------------------------------
-    def put(self, key: str, data: bytes, *, create_only: bool = False) -> ObjectInfo:
+    def put(
+        self, key: str, data: bytes, *, create_only: bool = False, if_token: str | None = None
+    ) -> ObjectInfo:
         raise self._read_only("write", key)
 
     def delete(self, key: str, *, if_token: str | None = None) -> None:

@@ -282,15 +282,23 @@ class S3ObjectStore(ObjectStore):
         return self._call("get range of", key, request)
 
     # -- writing -----------------------------------------------------------------------------
-    def put(self, key: str, data: bytes, *, create_only: bool = False) -> ObjectInfo:
+    def put(
+        self, key: str, data: bytes, *, create_only: bool = False, if_token: str | None = None
+    ) -> ObjectInfo:
         full = self._full_key(key)
-        versioned = self.versioned("create" if create_only else "put", key)
+        action = "create" if create_only else "conditional put" if if_token else "put"
+        versioned = self.versioned(action, key)
         content_type = mimetypes.guess_type(key)[0]
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": full, "Body": data}
         if content_type:
             args["ContentType"] = content_type
         if create_only:
             args["IfNoneMatch"] = "*"
+        elif if_token is not None:
+            etag, _, version = if_token.partition("@")
+            if version:  # If-Match compares ETags only: compare the version first
+                self._require_token(key, if_token, "write")
+            args["IfMatch"] = f'"{etag}"'
         attempts = 0
 
         def request(client: Any) -> dict[str, Any]:
@@ -310,7 +318,12 @@ class S3ObjectStore(ObjectStore):
                 answer = existing
             return answer
 
-        answer = self._call("create" if create_only else "put", key, request)
+        try:
+            answer = self._call(action, key, request)
+        except PreconditionFailed:
+            if if_token is None:
+                raise
+            raise self._token_refused(key, "changed or is gone", "write") from None
         # The answer's Date header is the server's clock, as LastModified will be.
         date = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
         written = parsedate_to_datetime(date).astimezone(UTC) if date else datetime.now(UTC)
@@ -350,17 +363,17 @@ class S3ObjectStore(ObjectStore):
         except (ObjectNotFound, PreconditionFailed):
             raise self._token_refused(key, "changed or is gone") from None
 
-    def _require_token(self, key: str, token: str) -> None:
+    def _require_token(self, key: str, token: str, action: str = "delete") -> None:
         try:
             current = self.head(key).change_token
         except ObjectNotFound:
-            raise self._token_refused(key, "is gone") from None
+            raise self._token_refused(key, "is gone", action) from None
         if current != token:
-            raise self._token_refused(key, f"changed ({current} != {token})")
+            raise self._token_refused(key, f"changed ({current} != {token})", action)
 
-    def _token_refused(self, key: str, what: str) -> PreconditionFailed:
+    def _token_refused(self, key: str, what: str, action: str = "delete") -> PreconditionFailed:
         return PreconditionFailed(
-            f"{self.name}: delete {key!r}: the object {what}; conditional delete refused",
+            f"{self.name}: {action} {key!r}: the object {what}; conditional {action} refused",
             store=self.name,
             key=key,
         )

@@ -168,14 +168,27 @@ def test_a_recycled_pid_is_not_mistaken_for_the_holder(store: LocalFolderStore) 
         assert lease.took_over.pid_start == start - 1
 
 
-def test_a_live_process_on_this_host_keeps_its_lease_however_old_its_heartbeat(
+def test_a_live_process_on_this_host_with_a_fresh_heartbeat_keeps_its_lease(
     store: LocalFolderStore,
 ) -> None:
-    leave_lease(store, holder(owner="run busy", heartbeat=time.time() - 10_000))
+    leave_lease(store, holder(owner="run busy", heartbeat=time.time() - 5))
 
     with pytest.raises(LeaseHeld, match="run busy"):
         Lease(store, KEY, owner="run next").acquire()
     assert recorded(store).owner == "run busy"
+
+
+def test_a_running_pid_on_this_host_whose_heartbeat_went_stale_loses_its_lease(
+    store: LocalFolderStore,
+) -> None:
+    # A paused holder keeps its pid, and a container sharing this host name may show a pid
+    # that is somebody else's: only the heartbeat tells that the holder still works.
+    leave_lease(store, holder(owner="run paused", heartbeat=time.time() - 600))
+
+    with Lease(store, KEY, owner="run next", stale_after=120) as lease:
+        assert lease.took_over is not None
+        assert lease.took_over.owner == "run paused"
+        assert recorded(store).owner == "run next"
 
 
 def test_a_lease_from_another_host_with_a_stale_heartbeat_is_taken_over(
@@ -274,16 +287,10 @@ def test_the_holder_refreshes_its_heartbeat(store: LocalFolderStore) -> None:
 
 
 def take_over_until_noticed(store: LocalFolderStore, lease: Lease, successor: LeaseHolder) -> None:
-    """Replace the lease with the successor's until the holder's heartbeat notices. (Written
-    again each round: a heartbeat that read the lease just before may overwrite it once.)"""
-
-    def replaced_and_noticed() -> bool:
-        if lease.lost:
-            return True
-        store.put(lease.key, json.dumps(asdict(successor)).encode())
-        return False
-
-    wait_until(replaced_and_noticed)
+    """Replace the lease with the successor's, once, and wait for the holder's heartbeat to
+    notice (its beats are conditional writes: none of them may overwrite the successor)."""
+    store.put(lease.key, json.dumps(asdict(successor)).encode())
+    wait_until(lambda: lease.lost)
 
 
 def test_a_holder_notices_when_its_lease_was_taken_over(store: LocalFolderStore) -> None:

@@ -471,6 +471,43 @@ def test_conditional_delete_holds_only_while_the_token_does(store: ObjectStore) 
         store.delete("lease", if_token=current)  # gone: the condition cannot hold
 
 
+def test_conditional_put_replaces_only_while_the_token_holds(store: ObjectStore) -> None:
+    first = store.put("lease", b"holder one")
+    second = store.put("lease", b"holder one, beat 2", if_token=first.change_token)
+
+    assert store.get("lease") == b"holder one, beat 2"
+    assert second.change_token == store.head("lease").change_token != first.change_token
+    with pytest.raises(PreconditionFailed) as caught:
+        store.put("lease", b"a paused holder wakes up", if_token=first.change_token)
+    assert "'lease'" in str(caught.value)
+    assert store.get("lease") == b"holder one, beat 2"
+
+    store.delete("lease")
+    with pytest.raises(PreconditionFailed):
+        store.put("lease", b"after it was taken away", if_token=second.change_token)
+    assert not store.exists("lease")
+
+
+def test_conditional_puts_racing_on_one_token_have_exactly_one_winner(store: ObjectStore) -> None:
+    token = store.put("marker", b"old table").change_token
+    start = threading.Barrier(6)
+    winners: list[int] = []
+
+    def commit(n: int) -> None:
+        start.wait()
+        try:
+            store.put("marker", f"table of writer {n}".encode(), if_token=token)
+            winners.append(n)
+        except PreconditionFailed:
+            pass
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(commit, range(6)))
+
+    assert len(winners) == 1
+    assert store.get("marker") == f"table of writer {winners[0]}".encode()
+
+
 # -- keys are data, never paths ----------------------------------------------------------------
 
 
@@ -501,6 +538,7 @@ READS: dict[str, Callable[[ObjectStore, str], object]] = {
 WRITES: dict[str, Callable[[ObjectStore, str], object]] = {
     "put": lambda s, k: s.put(k, b"overwritten"),
     "create": lambda s, k: s.put(k, b"created", create_only=True),
+    "put_if": lambda s, k: s.put(k, b"replaced", if_token="anything"),
     "delete": lambda s, k: s.delete(k),
     "delete_if": lambda s, k: s.delete(k, if_token="anything"),
 }
