@@ -136,8 +136,9 @@ def plan_healing(
     in the run's failure message."""
     dead_runs = fail_dead_runs(instance, source, healer)
     plan = HealPlan(marked_failed=[run.run_id for run in dead_runs])
+    committed = set(lake.committed_partitions(DATASET_ITEMS))  # one listing, not a HEAD each
     for batch in sorted(set(candidates) | _batches_of(dead_runs)):
-        if parse_batch_key(batch)[0] != source or lake.is_committed(DATASET_ITEMS, batch):
+        if parse_batch_key(batch)[0] != source or batch in committed:
             continue
         runs = instance.get_runs(RunsFilter(tags={PARTITION_TAG: batch}, statuses=IN_FLIGHT))
         dead = [run.run_id for run in runs if _fail_if_dead(instance, run, healer)]

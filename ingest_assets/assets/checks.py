@@ -32,7 +32,8 @@ def every_batch_has_items(
 ) -> AssetCheckResult:
     tables = lake.lake()
     registered = context.instance.get_dynamic_partitions(BATCHES)
-    uncommitted = [b for b in registered if not tables.is_committed(DATASET_ITEMS, b)]
+    committed = set(tables.committed_partitions(DATASET_ITEMS))
+    uncommitted = [b for b in registered if b not in committed]
     in_flight: list[str] = []
     missing: list[dict[str, str]] = []
     for batch in uncommitted:

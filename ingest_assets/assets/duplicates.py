@@ -1,24 +1,43 @@
 """``duplicates``: for each item of a batch, the earlier item it duplicates, exactly (same
 sha256) or nearly (perceptual hashes within the source's ``near_duplicate_distance``), across
-this batch and every batch registered before it."""
+this batch and every batch registered before it.
 
-from typing import Any
+The batches compared against are fixed: every batch registered before this one whose items are
+committed, once those whose runs are still going have finished (waited for, up to a bound). They
+are named in the table's fingerprint and the metadata, so a re-run against the same history
+gives the same table, whatever else runs beside it. The earlier items are read from the current
+view's hash columns only, and matched as arrays (items/duplicates.py).
+"""
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
 
 import pyarrow as pa
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+import pyarrow.compute as pc
+from dagster import (
+    AssetExecutionContext,
+    DagsterInstance,
+    DagsterRunStatus,
+    MaterializeResult,
+    MetadataValue,
+    RunsFilter,
+    asset,
+)
 
 from ingest_assets.assets.dataset_items import dataset_items
 from ingest_assets.assets.metadata import Timer, column_schema, markdown_table
-from ingest_assets.assets.runtime import INGEST_RETRY, record_run_process
-from ingest_assets.items.duplicates import HashedItem, duplicate_counts, find_duplicates
-from ingest_assets.names import DATASET_ITEMS, DUPLICATES
+from ingest_assets.assets.runtime import INGEST_RETRY, record_run_process, run_process_is_dead
+from ingest_assets.items.duplicates import Hashes, duplicate_counts, match_duplicates
+from ingest_assets.names import DATASET_ITEMS, DUPLICATES, PARTITION_TAG
 from ingest_assets.partitions import BATCHES, batches
 from resources.lake.datapool import parse_batch_key
 from resources.lake.resource import LakeResource
 from resources.stores.resource import SourcesResource
 
 #: Bump when duplicates rows would come out differently for the same items.
-DUPLICATES_CODE_VERSION = "duplicates-1"
+DUPLICATES_CODE_VERSION = "duplicates-2"
 COLUMNS = ["item_id", "key", "batch", "sha256", "phash", "status"]
 SCHEMA = pa.schema(
     [
@@ -31,14 +50,47 @@ SCHEMA = pa.schema(
         ("duplicate_batch", pa.string()),
     ]
 )
+#: How long a batch waits for the runs of earlier batches that are still writing their items.
+WAIT_FOR_EARLIER_S = 900.0
+POLL_S = 2.0
+_RUNNING = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
 
 
-def _hashed(rows: list[dict[str, Any]]) -> list[HashedItem]:
-    return [
-        HashedItem(r["item_id"], r["key"], r["sha256"], r["phash"])
-        for r in rows
-        if r["status"] == "ok"
-    ]
+def wait_for_earlier(
+    instance: DagsterInstance,
+    batches_: Sequence[str],
+    committed: Callable[[], set[str]],
+    log: Callable[[str], None],
+    wait_s: float = WAIT_FOR_EARLIER_S,
+) -> set[str]:
+    """The committed partitions once none of ``batches_`` that is not committed has a live run
+    (or after ``wait_s``). A run that is queued is not waited for: it may be queued behind
+    this one."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        done = committed()
+        running = [
+            b
+            for b in batches_
+            if b not in done
+            and any(
+                not run_process_is_dead(run)
+                for run in instance.get_runs(RunsFilter(tags={PARTITION_TAG: b}, statuses=_RUNNING))
+            )
+        ]
+        if not running or time.monotonic() > deadline:
+            if running:
+                log(
+                    f"gave up waiting after {wait_s:.0f}s for the items of earlier batches "
+                    f"{', '.join(running[:5])}; they are not compared with this batch"
+                )
+            return done
+        log(f"waiting for the items of earlier batches still running: {', '.join(running[:5])}")
+        time.sleep(POLL_S)
+
+
+def _ok_hashes(table: pa.Table) -> pa.Table:
+    return table.filter(pc.equal(table.column("status"), "ok"))
 
 
 @asset(
@@ -62,38 +114,59 @@ def duplicates(
     tables = lake.lake()
     registered = context.instance.get_dynamic_partitions(BATCHES)
     earlier = registered[: registered.index(batch)] if batch in registered else []
-    new_rows = tables.read_table(DATASET_ITEMS, batch, COLUMNS).to_pylist()
-    new_ids = {r["item_id"] for r in new_rows}
-    old_rows: list[dict[str, Any]] = []
-    committed = [b for b in earlier if tables.is_committed(DATASET_ITEMS, b)]
-    if committed:
-        current = tables.read_current(DATASET_ITEMS, committed, COLUMNS).to_pylist()
-        old_rows = [r for r in current if r["item_id"] not in new_ids]  # not its own old version
-    old, new = _hashed(old_rows), _hashed(new_rows)
-    batch_of = {r["item_id"]: r["batch"] for r in old_rows + new_rows}
-    found = find_duplicates(
-        old + new, max_distance=source.near_duplicate_distance, new_from=len(old)
+    committed = wait_for_earlier(
+        context.instance,
+        earlier,
+        lambda: set(tables.committed_partitions(DATASET_ITEMS)),
+        context.log.info,
     )
+    compared = [b for b in earlier if b in committed]
+    skipped = [b for b in earlier if b not in committed]
+    own = tables.read_commit(DATASET_ITEMS, batch)
+    new_rows = tables.read_table(DATASET_ITEMS, batch, COLUMNS)
+    new_ok = _ok_hashes(new_rows)
+    new_ids = new_rows.column("item_id").combine_chunks()
+    commits = tables.read_commits(DATASET_ITEMS, compared)
+    old_parts: list[pa.Table] = []
+    for chunk in tables.iter_current(
+        DATASET_ITEMS, compared, columns=COLUMNS, filter=pc.field("status") == "ok"
+    ):
+        # An item's own older version is not its duplicate.
+        old_parts.append(chunk.filter(pc.invert(pc.is_in(chunk.column("item_id"), new_ids))))
+    old = pa.concat_tables(old_parts) if old_parts else new_ok.schema.empty_table()
+    both = pa.concat_tables([old.select(COLUMNS), new_ok.select(COLUMNS)]).combine_chunks()
+    found = match_duplicates(
+        Hashes.from_columns(both.column("sha256"), both.column("phash")),
+        max_distance=source.near_duplicate_distance,
+        new_from=old.num_rows,
+    )
+    ids, keys, batch_of = (both.column(c) for c in ("item_id", "key", "batch"))
     rows = [
         {
-            "item_id": d.item.item_id,
-            "key": d.item.key,
-            "kind": d.kind,
-            "distance": d.distance,
-            "duplicate_of": d.original.item_id,
-            "duplicate_key": d.original.key,
-            "duplicate_batch": batch_of[d.original.item_id],
+            "item_id": ids[m.index].as_py(),
+            "key": keys[m.index].as_py(),
+            "kind": m.kind,
+            "distance": m.distance,
+            "duplicate_of": ids[m.original].as_py(),
+            "duplicate_key": keys[m.original].as_py(),
+            "duplicate_batch": batch_of[m.original].as_py(),
         }
-        for d in found
+        for m in found
     ]
     table = pa.Table.from_pylist(rows, schema=SCHEMA)
-    fingerprint = f"{len(old)}:{len(new)}:{source.near_duplicate_distance}"
+    history = [[b, c.fingerprint, c.run_id] for b, c in commits]
+    own_version = [own.fingerprint, own.run_id] if own else None
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            [DUPLICATES_CODE_VERSION, source.near_duplicate_distance, own_version, history]
+        ).encode()
+    ).hexdigest()
     with tables.writer(
         DUPLICATES, batch, fingerprint=fingerprint, run_id=context.run.run_id
     ) as writer:
         if table.num_rows:
             writer.write_chunk(table, input_end=table.num_rows)
-        writer.commit(SCHEMA)
+        writer.commit(SCHEMA, compared_batches=len(compared), not_compared=skipped)
     counts = duplicate_counts(found)
     return MaterializeResult(
         metadata={
@@ -101,13 +174,16 @@ def duplicates(
             "dagster/column_schema": column_schema(SCHEMA),
             "exact_duplicates": counts["exact"],
             "near_duplicates": counts["near"],
-            "duplicate_rate": round(len(found) / len(new), 4) if new else 0.0,
-            "compared_with_earlier_items": len(old),
+            "duplicate_rate": round(len(found) / new_ok.num_rows, 4) if new_ok.num_rows else 0.0,
+            "compared_with_earlier_items": old.num_rows,
+            "compared_with_batches": len(compared),
+            "not_compared_batches": MetadataValue.json(skipped),
             "near_duplicate_distance": source.near_duplicate_distance,
+            "fingerprint": fingerprint,
             "table": MetadataValue.path(tables.table_uri(DUPLICATES, batch)),
             "preview": markdown_table(
                 rows[:10], ["key", "kind", "distance", "duplicate_key", "duplicate_batch"]
             ),
-            **timer.metadata(len(new), "items"),
+            **timer.metadata(new_ok.num_rows, "items"),
         }
     )
