@@ -100,7 +100,11 @@ def _step_seconds(instance: Any, run_id: str, step: str) -> tuple[float, float]:
     return success - start, duration
 
 
-def run_ours(corpus: Path, count: int, profile: Path | None = None) -> dict[str, Any]:
+def run_ours(
+    corpus: Path, count: int, profile: Path | None = None, source_uri: str | None = None
+) -> dict[str, Any]:
+    """The real graph on one batch of the corpus folder (or of ``source_uri``, a bucket
+    holding the same files, reached through the environment's credentials)."""
     import yaml
     from dagster import instance_for_test, materialize
 
@@ -119,15 +123,17 @@ def run_ours(corpus: Path, count: int, profile: Path | None = None) -> dict[str,
             "lake": str(root / "lake"),
             "dagster_home": str(root / "dagster_home"),
             "sources": [
-                {"name": "inbox", "uri": str(corpus), "batch_size": max(count, 1)},
+                {"name": "inbox", "uri": source_uri or str(corpus), "batch_size": max(count, 1)},
             ],
         }
         config_path.write_text(yaml.safe_dump(body), encoding="utf-8")
         config = load_config(config_path)
         source = config.source("inbox")
         started = time.perf_counter()
+        from resources.stores.open import open_source_store
+
         claim = Claimer(
-            source, LocalFolderStore(corpus), LocalFolderStore(root / "lake"), claimer="bench"
+            source, open_source_store(source), LocalFolderStore(root / "lake"), claimer="bench"
         ).claim(registered=set(), close_all=True)
         claim_seconds = time.perf_counter() - started
         if len(claim.new_batches) != 1:

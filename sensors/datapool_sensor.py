@@ -94,6 +94,8 @@ def build_datapool_sensor(source: SourceConfig) -> SensorDefinition:
         requests = [run_request(b, source.name) for b in result.unregistered]
         requests += [run_request(b, source.name, next_attempt(instance, b)) for b in heal.run]
         new_cursor = json.dumps({"start_after": result.cursor})
+        if result.warning:
+            context.log.warning(result.warning)
         if not requests:
             reason = _skip_reason(source, result, heal)
             if new_cursor == (context.cursor or new_cursor):
@@ -101,9 +103,10 @@ def build_datapool_sensor(source: SourceConfig) -> SensorDefinition:
             return SensorResult(skip_reason=reason, cursor=new_cursor)
         if result.unregistered:
             context.log.info(
-                f"claimed {result.new_objects} new object versions into "
-                f"{len(result.new_batches)} batches; registering {len(result.unregistered)} "
-                "partitions"
+                f"claimed {result.new_objects} new object versions"
+                + (f" ({result.deleted} deleted from the source)" if result.deleted else "")
+                + f" into {len(result.new_batches)} batches; registering "
+                f"{len(result.unregistered)} partitions"
             )
         if heal.run:
             context.log.info(f"running again: {', '.join(heal.run)} (their last runs failed)")

@@ -10,11 +10,17 @@ from typing import Any
 import pyarrow as pa
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from ingest_assets.assets.item_workers import item_builder
+from ingest_assets.assets.item_workers import item_builder, warm_up_workers
 from ingest_assets.assets.metadata import Timer, column_schema, markdown_table
 from ingest_assets.assets.raw_items import raw_items
 from ingest_assets.assets.runtime import INGEST_RETRY, record_run_process
-from ingest_assets.items.rows import ITEMS_CODE_VERSION, ITEMS_SCHEMA, STATUSES, error_reason
+from ingest_assets.items.rows import (
+    ITEMS_CODE_VERSION,
+    ITEMS_SCHEMA,
+    STATUSES,
+    error_reason,
+    is_tombstone,
+)
 from ingest_assets.names import DATASET_ITEMS, RAW_ITEMS
 from ingest_assets.partitions import batches
 from ingest_assets.progress import Progress
@@ -74,8 +80,9 @@ class _Tally:
 
 def _fail_on_bad_item(rows: list[dict[str, Any]], start: int, writer: PartitionWriter) -> None:
     for offset, row in enumerate(rows):
-        # A superseded item is not bad: its new version is claimed (and checked) later.
-        if row["status"] not in ("ok", "superseded"):
+        # A superseded item is not bad: its new version is claimed (and checked) later; nor is
+        # a tombstone, which records that its object was deleted from the source.
+        if row["status"] not in ("ok", "superseded") and not is_tombstone(row):
             raise Failure(
                 f"item {start + offset} ({row['key']!r}) is {row['status']}: {row['error']}. "
                 f"ignore_errors is false for source {row['source']}, so the batch stops here. "
@@ -95,22 +102,25 @@ def _fail_on_bad_item(rows: list[dict[str, Any]], start: int, writer: PartitionW
     kinds={"parquet"},
     description="One row per item: item_id, key, uri, size as displayed (EXIF applied), format, "
     "mode, bytes, sha256, perceptual hash, label and split from the source's label strategy, "
-    "and status/error for objects that are empty, truncated, not images or too large.",
+    "and status/error for objects that are empty, truncated, not images or too large; a "
+    "tombstone (status missing) for each object deleted from its source.",
 )
 def dataset_items(
     context: AssetExecutionContext, lake: LakeResource, sources: SourcesResource
 ) -> MaterializeResult[None]:
-    record_run_process(context)
     timer = Timer()
     batch = context.partition_key
     source_name, _ = parse_batch_key(batch)
     source = sources.source(source_name)
+    workers = source.num_workers or os.cpu_count() or 1
+    if workers > 1 and source.worker_kind == "processes":
+        warm_up_workers()  # while the step reads its inputs
+    record_run_process(context)
     tables = lake.lake()
     store = sources.store(source_name)
     raw = tables.read_table(RAW_ITEMS, batch)
     total = raw.num_rows
     fingerprint = items_fingerprint(tables, batch, source)
-    workers = source.num_workers or os.cpu_count() or 1
     tally = _Tally()
     log = context.log
 

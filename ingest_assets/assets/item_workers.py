@@ -8,52 +8,58 @@ so processes are the default. Threads remain for sources whose objects are slow 
 cheap to decode (``worker_kind: threads``), and one worker runs inline, with no pool at all.
 
 Processes come from a forkserver, not ``fork``: the step process already runs threads (Dagster,
-lease heartbeats), and forking a threaded process can deadlock the child. Each worker opens the
-source's store once, in its initializer, with the step's environment (the
-forkserver keeps the environment it started with), from the source's validated settings.
+lease heartbeats), and forking a threaded process can deadlock the child. The work is cut in
+two: the step's process fetches each object (threads: fetching waits on the store, and the
+store, its clients and credentials stay in the step), and the workers only describe bytes
+(sha256, decode, perceptual hash: ``items/inspect.py``), so that a worker imports Pillow and
+ImageHash and nothing else, no Dagster, no cloud clients: it starts in a fraction of a second.
+Groups of items travel to the workers together, and a bounded window of groups is in flight,
+so memory holds a few groups' bytes, never a chunk's.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import os
+import threading
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from ingest_assets.items.inspect import configure_pillow
-from ingest_assets.items.rows import build_item
+from ingest_assets.items.fetch import Fetched, fetch_and_describe_local, fetch_object
+from ingest_assets.items.inspect import configure_pillow, describe_many
+from ingest_assets.items.rows import build_item, item_row_start
 from resources.config import SourceConfig
 from resources.stores.base import ObjectStore
-from resources.stores.open import open_source_store
+from resources.stores.local import LocalFolderStore
 
-#: Modules the forkserver imports once, so that each worker starts warm.
-PRELOAD = ["ingest_assets.assets.item_workers", "imagehash", "scipy.fft", "pyarrow"]
+#: Modules the forkserver imports once, so that each worker starts warm (and nothing more).
+PRELOAD = ["ingest_assets.items.inspect", "ingest_assets.items.fetch"]
+#: Fetch threads per worker process: enough to keep a worker busy on a store that answers in
+#: tens of milliseconds.
+FETCHES_PER_WORKER = 4
 
 #: Item rows for a chunk of raw rows, yielded in order as they are ready.
 BuildRows = Callable[[list[dict[str, Any]]], Iterator[dict[str, Any]]]
 
-_worker: tuple[ObjectStore, SourceConfig, str] | None = None
+
+def _forkserver() -> Any:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
 
 
-def _start_worker(source: SourceConfig, batch: str, environment: dict[str, str]) -> None:
-    global _worker
-    # The forkserver was started with the environment of its first user; a worker must see
-    # the step's (credentials the config names, a default chain, an endpoint).
-    os.environ.clear()
-    os.environ.update(environment)
-    configure_pillow(source.max_image_pixels)
-    _worker = (open_source_store(source), source, batch)
+def warm_up_workers() -> None:
+    """Start the forkserver (and its imports) in the background now, so that the item
+    workers of this run start at once when ``dataset_items`` asks for them."""
+    from multiprocessing import forkserver
+
+    _forkserver()
+    threading.Thread(target=forkserver.ensure_running, name="forkserver", daemon=True).start()
 
 
-def _build_in_worker(raw: dict[str, Any]) -> dict[str, Any]:
-    assert _worker is not None, "worker started without its initializer"
-    store, source, batch = _worker
-    return build_item(raw, store, source, batch)
-
-
-def _chunksize(rows: int, workers: int) -> int:
+def _group_size(rows: int, workers: int) -> int:
     return max(1, min(64, rows // (workers * 16)))
 
 
@@ -67,21 +73,85 @@ def item_builder(
     if workers <= 1:
         yield lambda chunk: (build_item(r, store, source, batch) for r in chunk)
         return
-    pool: Executor
     if source.worker_kind == "threads":
-        pool = ThreadPoolExecutor(workers, thread_name_prefix="items")
-        with pool:
-            yield lambda chunk: pool.map(lambda r: build_item(r, store, source, batch), chunk)
+        with ThreadPoolExecutor(workers, thread_name_prefix="items") as threads:
+            yield lambda chunk: threads.map(lambda r: build_item(r, store, source, batch), chunk)
         return
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(PRELOAD)
-    pool = ProcessPoolExecutor(
-        workers,
-        mp_context=context,
-        initializer=_start_worker,
-        initargs=(source, batch, dict(os.environ)),
-    )
-    with pool:
-        yield lambda chunk: pool.map(
-            _build_in_worker, chunk, chunksize=_chunksize(len(chunk), workers)
+    with (
+        ProcessPoolExecutor(
+            workers,
+            mp_context=_forkserver(),
+            initializer=configure_pillow,
+            initargs=(source.max_image_pixels,),
+        ) as pool,
+        ThreadPoolExecutor(workers * FETCHES_PER_WORKER, thread_name_prefix="fetch") as fetch,
+    ):
+        pipeline = _Pipeline(source, store, batch, pool, fetch, workers)
+        yield pipeline.rows
+
+
+class _Pipeline:
+    """Fetch groups of objects in threads, describe each group in a worker process, and hand
+    the rows back in input order, with at most ``window`` groups in flight."""
+
+    def __init__(
+        self,
+        source: SourceConfig,
+        store: ObjectStore,
+        batch: str,
+        pool: ProcessPoolExecutor,
+        fetch: ThreadPoolExecutor,
+        workers: int,
+    ) -> None:
+        self.source, self.store, self.batch = source, store, batch
+        self.pool, self.fetch, self.workers = pool, fetch, workers
+        self.window = workers * (FETCHES_PER_WORKER + 2)
+
+    def _fetch_and_send(self, group: list[dict[str, Any]]) -> Future[list[dict[str, object]]]:
+        verify, max_pixels = self.source.verify, self.source.max_image_pixels
+        if isinstance(self.store, LocalFolderStore):  # a worker reads a file as fast as we do
+            fields = ("key", "uri", "change_token", "deleted")
+            raws = [{k: raw.get(k) for k in fields} for raw in group]
+            root = str(self.store.root)
+            return self.pool.submit(
+                fetch_and_describe_local, root, raws, self.batch, verify, max_pixels
+            )
+        fetched = [fetch_object(raw, self.store, self.batch) for raw in group]
+        described = self.pool.submit(describe_many, [f.data for f in fetched], verify, max_pixels)
+        return _with_outcomes(fetched, described)
+
+    def rows(self, chunk: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        size = _group_size(len(chunk), self.workers)
+        in_flight: deque[tuple[list[dict[str, Any]], Future[Any]]] = deque()
+        for start in range(0, len(chunk), size):
+            group = chunk[start : start + size]
+            in_flight.append((group, self.fetch.submit(self._fetch_and_send, group)))
+            if len(in_flight) >= self.window:
+                yield from self._finish(*in_flight.popleft())
+        while in_flight:
+            yield from self._finish(*in_flight.popleft())
+
+    def _finish(self, group: list[dict[str, Any]], sent: Future[Any]) -> Iterator[dict[str, Any]]:
+        described = sent.result().result()
+        for raw, fields in zip(group, described, strict=True):
+            yield {**item_row_start(raw, self.source, self.batch), **fields}
+
+
+def _with_outcomes(
+    fetched: list[Fetched], described: Future[list[dict[str, object] | None]]
+) -> Future[list[dict[str, object]]]:
+    """The fields of each item: described by a worker, or the outcome of a failed fetch."""
+    done: Future[list[dict[str, object]]] = Future()
+
+    def merge(future: Future[list[dict[str, object] | None]]) -> None:
+        try:
+            facts = future.result()
+        except BaseException as exc:  # handed to whoever waits for the group
+            done.set_exception(exc)
+            return
+        done.set_result(
+            [f.outcome if d is None else d for f, d in zip(fetched, facts, strict=True)]
         )
+
+    described.add_done_callback(merge)
+    return done

@@ -5,7 +5,7 @@ import hashlib
 from collections import Counter
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.compute as pc
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from ingest_assets.assets.metadata import Timer, column_schema, markdown_table
@@ -14,11 +14,11 @@ from ingest_assets.items.identity import item_id
 from ingest_assets.names import RAW_ITEMS
 from ingest_assets.partitions import batches
 from resources.errors import ObjectNotFound
-from resources.lake.datapool import manifest_key, parse_batch_key
+from resources.lake.datapool import manifest_key, manifest_table, parse_batch_key
 from resources.lake.resource import LakeResource
 
 #: Bump when raw_items rows would come out differently for the same manifest.
-RAW_ITEMS_CODE_VERSION = "raw-1"
+RAW_ITEMS_CODE_VERSION = "raw-2"
 
 
 @asset(
@@ -29,7 +29,8 @@ RAW_ITEMS_CODE_VERSION = "raw-1"
     retry_policy=INGEST_RETRY,
     kinds={"parquet"},
     description="The object versions claimed into this batch: source, key, uri, size, change "
-    "token, last_modified, kind, and the item_id each becomes.",
+    "token, last_modified, kind, and the item_id each becomes; tombstones (deleted) for objects "
+    "deleted from the source.",
 )
 def raw_items(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult[None]:
     record_run_process(context)
@@ -45,7 +46,7 @@ def raw_items(context: AssetExecutionContext, lake: LakeResource) -> Materialize
             "are created by the datapool sensor or `bucketlake sync`, not by hand",
             allow_retries=False,
         ) from None
-    table = pq.read_table(pa.BufferReader(data)).replace_schema_metadata(None)
+    table = manifest_table(data)
     ids = [item_id(source, k) for k in table.column("key").to_pylist()]
     table = table.add_column(0, "item_id", pa.array(ids, type=pa.string()))
     fingerprint = hashlib.sha256(data).hexdigest()
@@ -62,7 +63,8 @@ def raw_items(context: AssetExecutionContext, lake: LakeResource) -> Materialize
             "dagster/row_count": table.num_rows,
             "dagster/column_schema": column_schema(table.schema),
             "source": source,
-            "bytes": int(sum(table.column("size").to_pylist())),
+            "bytes": int(pc.sum(table.column("size")).as_py() or 0),
+            "tombstones": int(pc.sum(table.column("deleted").cast(pa.int64())).as_py() or 0),
             "kinds": MetadataValue.json(dict(kinds)),
             "table": MetadataValue.path(tables.table_uri(RAW_ITEMS, batch)),
             "preview": markdown_table(preview, ["key", "size", "kind", "change_token"]),

@@ -167,8 +167,11 @@ def sync(
         say(
             f"{source.name}: {result.listed} objects listed, {result.new_objects} new object "
             f"versions in {len(result.new_batches)} new batches"
+            + (f" ({result.deleted} of them deleted from the source)" if result.deleted else "")
             + (f", {len(heal.run)} unfinished batches to run again" if heal.run else "")
         )
+        if result.warning:
+            say(f"  warning: {result.warning}")
         for run_id in heal.marked_failed:
             say(f"  run {run_id[:8]} was left STARTED by a process that is gone: marked failed")
         if heal.waiting:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from ingest_assets.items.fetch import DELETED_FROM_SOURCE, fetch_object
 from ingest_assets.items.identity import item_id
-from ingest_assets.items.inspect import inspect_image
+from ingest_assets.items.inspect import describe_bytes
 from ingest_assets.items.labels import label_and_split
-from resources.errors import AccessDenied, ObjectChanged, ObjectNotFound
 from resources.stores.base import ObjectStore
 
 if TYPE_CHECKING:  # the config models are Dagster Config classes: no Dagster at run time
@@ -47,7 +46,8 @@ ITEMS_SCHEMA = pa.schema(
     ]
 )
 
-#: Statuses an item can have (DESIGN §1). ``unreadable``: the store refused to give the object's
+#: Statuses an item can have (DESIGN §1). ``missing``: deleted from its source (a tombstone, or
+#: gone when its batch fetched it); ``unreadable``: the store refused to give the object's
 #: bytes; ``superseded``: the object was rewritten after it was claimed (its new version is
 #: claimed by a later batch).
 STATUSES = ("ok", "corrupt", "missing", "unreadable", "superseded")
@@ -58,17 +58,19 @@ def error_reason(error: str | None) -> str:
     return (error or "").split(":", 1)[0].strip()
 
 
-def build_item(
-    raw: dict[str, Any], store: ObjectStore, source: SourceConfig, batch: str
-) -> dict[str, Any]:
-    """The ``dataset_items`` row for one ``raw_items`` row. Bad objects become rows with a
-    status and an error; only store failures worth retrying (transient errors) raise."""
+def is_tombstone(row: dict[str, Any]) -> bool:
+    """Whether an item row says its object was deleted from the source (not that it is bad)."""
+    return row["status"] == "missing" and error_reason(row["error"]) == DELETED_FROM_SOURCE
+
+
+def item_row_start(raw: dict[str, Any], source: SourceConfig, batch: str) -> dict[str, Any]:
+    """The fields of an item row known before its object is fetched."""
     key = raw["key"]
     iid = item_id(source.name, key)
     label, split = label_and_split(
         key, source.label_strategy, item_id=iid, test_fraction=source.test_fraction
     )
-    row: dict[str, Any] = {
+    return {
         "item_id": iid,
         "batch": batch,
         "source": source.name,
@@ -83,31 +85,19 @@ def build_item(
         "split": split,
         "metadata": raw.get("metadata"),
     }
-    try:
-        data = store.get(key, if_token=raw["change_token"])  # the version that was claimed
-    except ObjectChanged:
-        return {
-            **row,
-            "status": "superseded",
-            "error": f"object rewritten since it was claimed: {store.uri(key)}; its new version "
-            "is claimed by the next claim",
-        }
-    except ObjectNotFound:
-        return {**row, "status": "missing", "error": f"object no longer exists: {store.uri(key)}"}
-    except AccessDenied as exc:
-        return {**row, "status": "unreadable", "error": f"access denied: {exc}"}
-    facts = inspect_image(data, verify=source.verify, max_pixels=source.max_image_pixels)
-    return {
-        **row,
-        "bytes": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "width": facts.width,
-        "height": facts.height,
-        "format": facts.format,
-        "mode": facts.mode,
-        "frames": facts.frames,
-        "orientation": facts.orientation,
-        "phash": facts.phash,
-        "status": facts.status,
-        "error": facts.error,
-    }
+
+
+def build_item(
+    raw: dict[str, Any], store: ObjectStore, source: SourceConfig, batch: str
+) -> dict[str, Any]:
+    """The ``dataset_items`` row for one ``raw_items`` row (:func:`fetch_object`, then
+    :func:`describe_bytes` of what was fetched). Bad objects become rows with a status and
+    an error."""
+    row = item_row_start(raw, source, batch)
+    fetched = fetch_object(raw, store, batch)
+    if fetched.data is None:
+        return {**row, **fetched.outcome}
+    described = describe_bytes(
+        fetched.data, verify=source.verify, max_pixels=source.max_image_pixels
+    )
+    return {**row, **described}

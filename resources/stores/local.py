@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import fcntl
+import functools
+import itertools
 import mimetypes
 import os
 import uuid
@@ -36,8 +39,42 @@ def _info(key: str, st: os.stat_result) -> ObjectInfo:
         size=st.st_size,
         change_token=_token(st),
         last_modified=datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=UTC),
-        content_type=mimetypes.guess_type(key)[0],
+        content_type=_content_type(_last_suffixes(key)),
     )
+
+
+def _last_suffixes(key: str) -> str:
+    """The last two suffixes of a key's name (``.jpg``, ``.tar.gz``; "" for none)."""
+    name = key[key.rfind("/") + 1 :]
+    last = name.rfind(".")
+    if last <= 0:
+        return ""
+    before = name.rfind(".", 0, last)
+    return name[before if before > 0 else last :]
+
+
+@functools.lru_cache(maxsize=1024)
+def _content_type(suffixes: str) -> str | None:
+    """The type of a name ending in these suffixes, guessed once per suffixes."""
+    return mimetypes.guess_type("name" + suffixes)[0]
+
+
+def _name(item: tuple[str, os.DirEntry[str], bool]) -> str:
+    return item[0]
+
+
+def _first_after(
+    named: list[tuple[str, os.DirEntry[str], bool]], rel: str, start_after: str
+) -> int:
+    """The first of a folder's sorted names (a folder's with its ``/``) that can hold a key
+    after ``start_after``: the folder on the cursor's path, or the first name after it."""
+    if not start_after.startswith(rel):
+        return 0  # the whole folder sorts after the cursor
+    rest = start_after[len(rel) :]
+    slash = rest.find("/")
+    if slash >= 0:
+        return bisect.bisect_left(named, rest[: slash + 1], key=_name)
+    return bisect.bisect_right(named, rest, key=_name)
 
 
 class LocalFolderStore(ObjectStore):
@@ -62,20 +99,46 @@ class LocalFolderStore(ObjectStore):
     def list_page(
         self, prefix: str = "", start_after: str = "", page_size: int = DEFAULT_PAGE_SIZE
     ) -> list[ObjectInfo]:
-        page: list[ObjectInfo] = []
+        return next(self.list_objects(prefix, start_after, page_size), [])
+
+    def list_objects(
+        self, prefix: str = "", start_after: str = "", page_size: int = DEFAULT_PAGE_SIZE
+    ) -> Iterator[list[ObjectInfo]]:
+        """Every page from one walk of the tree: each folder is read and sorted once for the
+        whole listing (paging with ``list_page`` reads the folders on the way to each page's
+        cursor again). A file deleted meanwhile is left out; one added to a folder already
+        read shows in the next listing."""
         if not self.root.is_dir():
-            return page
-        for info in self._walk(self.root, "", prefix, start_after):
-            page.append(info)
-            if len(page) >= page_size:
-                break
-        return page
+            return
+        walk = self._walk(self.root, "", prefix, start_after)
+        while page := list(itertools.islice(walk, max(page_size, 0))):
+            yield page
 
     def _walk(self, folder: Path, rel: str, prefix: str, start_after: str) -> Iterator[ObjectInfo]:
+        """The files under ``folder`` in key order; one generator for the whole tree (a stack
+        of the folders being read), so each file is handed on once, not once per level."""
+        stack = [self._folder(folder, rel, prefix, start_after)]
+        while stack:
+            for key, entry, is_dir in stack[-1]:
+                if is_dir:
+                    stack.append(self._folder(Path(entry.path), key, prefix, start_after))
+                    break
+                try:
+                    yield _info(key, entry.stat())
+                except FileNotFoundError:
+                    continue  # deleted while listing
+            else:
+                stack.pop()
+
+    def _folder(
+        self, folder: Path, rel: str, prefix: str, start_after: str
+    ) -> Iterator[tuple[str, os.DirEntry[str], bool]]:
+        """One folder's (key, entry, is folder), sorted as their keys list, leaving out what
+        ``prefix`` and ``start_after`` rule out (a folder's key ends in ``/``)."""
         try:
             entries = list(os.scandir(folder))
         except FileNotFoundError:
-            return
+            return iter(())
         except PermissionError as exc:
             raise AccessDenied(
                 f"{self.name}: cannot list {folder}: {exc}", store=self.name
@@ -88,20 +151,19 @@ class LocalFolderStore(ObjectStore):
                 named.append((entry.name + "/", entry, True))
             elif entry.is_file():
                 named.append((entry.name, entry, False))
-        named.sort(key=lambda item: item[0])
-        for name, entry, is_dir in named:
+        named.sort(key=_name)
+        kept: list[tuple[str, os.DirEntry[str], bool]] = []
+        for name, entry, is_dir in named[_first_after(named, rel, start_after) :]:
             key = rel + name
             if is_dir:
                 if not (key.startswith(prefix) or prefix.startswith(key)):
                     continue
                 if key < start_after and not start_after.startswith(key):
                     continue  # every key below sorts before the cursor
-                yield from self._walk(Path(entry.path), key, prefix, start_after)
-            elif key.startswith(prefix) and key > start_after:
-                try:
-                    yield _info(key, entry.stat())
-                except FileNotFoundError:
-                    continue  # deleted while listing
+            elif not (key.startswith(prefix) and key > start_after):
+                continue
+            kept.append((key, entry, is_dir))
+        return iter(kept)
 
     # -- objects ---------------------------------------------------------------------------
     def head(self, key: str) -> ObjectInfo:

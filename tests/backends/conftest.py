@@ -4,6 +4,7 @@ on S3 too), GCS, and an HTTP manifest; each on a real server the test session st
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from collections.abc import Callable
@@ -29,6 +30,12 @@ class Backend:
     source: dict[str, Any]
     lake: Any = "lake"
     env: dict[str, str] = field(default_factory=dict)
+    #: Take the object out of the source's listing: delete it from a bucket, drop a manifest's
+    #: entry (``delete`` leaves a manifest's entry pointing at nothing). None: as ``delete``.
+    drop_entry: Callable[[str], None] | None = None
+
+    def unlist(self, key: str) -> None:
+        (self.drop_entry or self.delete)(key)
 
     def configure(self, project: Project, **more: Any) -> None:
         project.write_config(lake=self.lake, **{**self.source, **more})
@@ -96,13 +103,14 @@ def _http_manifest(request: pytest.FixtureRequest, project: Project) -> Backend:
     http_files = request.getfixturevalue("http_files")
     folder = f"m-{uuid.uuid4().hex[:12]}"
     entries: dict[str, dict[str, Any]] = {}
+    versions = itertools.count(1)
     manifest = project.root / "manifest.jsonl"
 
     def write_manifest() -> None:
         manifest.write_text("".join(json.dumps(e) + "\n" for e in entries.values()))
 
     def put(key: str, data: bytes) -> None:
-        version = len(entries) + 1
+        version = next(versions)
         path = http_files.root / folder / f"v{version}" / key
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
@@ -117,12 +125,17 @@ def _http_manifest(request: pytest.FixtureRequest, project: Project) -> Backend:
         location = entries[key]["image_location"]
         (http_files.root / location.split(f"{http_files.port}/", 1)[1]).unlink()
 
+    def drop_entry(key: str) -> None:
+        del entries[key]
+        write_manifest()
+
     write_manifest()
     return Backend(
         "http_manifest",
         put,
         delete,
         {"uri": None, "manifest": "manifest.jsonl", "allow_private_addresses": True},
+        drop_entry=drop_entry,
     )
 
 

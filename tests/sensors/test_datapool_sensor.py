@@ -247,3 +247,67 @@ def test_each_source_has_a_sensor_named_after_it_that_claims_only_its_objects(
     assert phones.run_requests[0].tags["bucketlake/source"] == "phones_2"
     lake = LocalFolderStore(project.root / "lake")
     assert read_manifest(lake, "phones_2_000001")["key"].to_pylist() == ["beach.jpg", "selfie.jpg"]
+
+
+def test_a_deleted_file_is_missing_in_the_current_view_after_the_next_tick(
+    project: Project, instance: DagsterInstance
+) -> None:
+    project.write_config(ignore_errors=False)  # a tombstone is no bad item: the batch succeeds
+    write_image(project.inbox / "cats" / "tom.jpg", seed=1)
+    write_image(project.inbox / "cats" / "kitty.jpg", seed=2)
+    first = tick(project, instance)
+    ingest(project, instance, "inbox_000001")
+    (project.inbox / "cats" / "tom.jpg").unlink()
+
+    second = tick(project, instance, cursor=first.cursor)
+    run = project.ingest(instance, "inbox_000002")
+    third = tick(project, instance, cursor=second.cursor)
+
+    assert [r.partition_key for r in second.run_requests] == ["inbox_000002"]
+    assert run.success and isinstance(third, SkipReason)
+    (raw,) = run.asset_materializations_for_node("raw_items")
+    (items,) = run.asset_materializations_for_node("dataset_items")
+    assert raw.metadata["tombstones"].value == 1
+    assert (items.metadata["missing"].value, items.metadata["ok"].value) == (1, 0)
+    before = {
+        r["key"]: r for r in project.lake.read_table("dataset_items", "inbox_000001").to_pylist()
+    }
+    current = project.lake.read_current("dataset_items", ["inbox_000001", "inbox_000002"])
+    now = {r["key"]: r for r in current.to_pylist()}
+    assert set(now) == {"cats/tom.jpg", "cats/kitty.jpg"}
+    tom = now["cats/tom.jpg"]
+    assert (tom["status"], tom["batch"], tom["width"], tom["sha256"]) == (
+        "missing",
+        "inbox_000002",
+        None,
+        None,
+    )
+    assert tom["error"].startswith("deleted from the source: ")
+    old = before["cats/tom.jpg"]
+    assert (tom["item_id"], tom["uri"], tom["source"]) == (old["item_id"], old["uri"], "inbox")
+    assert now["cats/kitty.jpg"]["status"] == "ok"
+
+
+def test_a_file_back_after_its_tombstone_is_ingested_again(
+    project: Project, instance: DagsterInstance
+) -> None:
+    path = write_image(project.inbox / "a.jpg", width=20, height=10, seed=1)
+    write_image(project.inbox / "b.jpg", width=8, height=8, seed=2)  # the source is not empty
+    data = path.read_bytes()
+    first = tick(project, instance)
+    path.unlink()
+    second = tick(project, instance, cursor=first.cursor)
+    path.write_bytes(data)
+
+    third = tick(project, instance, cursor=second.cursor)
+    for batch in ("inbox_000001", "inbox_000002", "inbox_000003"):
+        ingest(project, instance, batch)
+
+    assert [r.partition_key for r in third.run_requests] == ["inbox_000003"]
+    current = project.lake.read_current(
+        "dataset_items", ["inbox_000001", "inbox_000002", "inbox_000003"]
+    ).to_pylist()
+    assert [(r["key"], r["status"], r["width"], r["batch"]) for r in current] == [
+        ("b.jpg", "ok", 8, "inbox_000001"),
+        ("a.jpg", "ok", 20, "inbox_000003"),
+    ]

@@ -61,6 +61,27 @@ def test_sync_claims_runs_and_reports(project: Project) -> None:
     assert ingest.tags["bucketlake/source"] == "inbox"
 
 
+def test_sync_after_a_deletion_shows_the_object_missing_in_the_current_view(
+    project: Project,
+) -> None:
+    seed(project, 3)
+    first = sync(project)
+    (project.inbox / "cats" / "1.jpg").unlink()
+
+    second = sync(project)
+
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert (
+        "inbox: 2 objects listed, 1 new object versions in 1 new batches "
+        "(1 of them deleted from the source)" in second.stdout
+    )
+    assert "inbox_000002: 1 items (0 ok, 1 missing)" in second.stdout
+    current = project.lake.read_current("dataset_items", ["inbox_000001", "inbox_000002"])
+    status = {r["key"]: r["status"] for r in current.to_pylist()}
+    assert status == {"cats/1.jpg": "missing", "dogs/0.jpg": "ok", "dogs/2.jpg": "ok"}
+
+
 def test_sync_closes_small_batches_and_splits_big_ones(project: Project) -> None:
     project.write_config(batch_size=3, min_batch_size=3, max_batch_wait_seconds=3600)
     seed(project, 7)

@@ -4,6 +4,7 @@ frames, perceptual hashes, and bad files reported as results, never raised."""
 from __future__ import annotations
 
 import io
+import random
 import struct
 import warnings
 import zlib
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ingest_assets.items.inspect import ImageFacts, configure_pillow, inspect_image
+from ingest_assets.items.inspect import ImageFacts, configure_pillow, inspect_image, perceptual_hash
 from resources.config import PILLOW_MAX_IMAGE_PIXELS, VerifyLevel
 from tests.images import encode, noise
 
@@ -333,3 +334,27 @@ def test_different_pictures_have_distant_phashes() -> None:
 def test_the_phash_is_the_same_every_time() -> None:
     data = encode(scene(2), "JPEG")
     assert inspect(data).phash == inspect(data).phash
+
+
+def hash_cases() -> list[Image.Image]:
+    rng = random.Random(5)
+    cases: list[Image.Image] = [Image.new("L", (64, 64), shade) for shade in (0, 1, 128, 255)]
+    ramp = bytes(range(256)) * 40
+    cases += [
+        Image.frombytes("L", (256, 40), ramp),
+        Image.frombytes("L", (256, 40), ramp).rotate(90),
+    ]
+    for _ in range(60):
+        w, h = rng.randrange(8, 300), rng.randrange(8, 300)
+        cases.append(Image.frombytes("L", (w, h), bytes(rng.randrange(256) for _ in range(w * h))))
+        levels = bytes(rng.randrange(4) * 60 for _ in range(w * h))  # blocky, full of ties
+        cases.append(Image.frombytes("L", (w, h), levels))
+    from skimage import data
+
+    cases += [Image.fromarray(data.astronaut()), Image.fromarray(data.camera())]
+    return cases
+
+
+def test_the_perceptual_hash_is_imagehash_phash() -> None:
+    for image in hash_cases():
+        assert perceptual_hash(image) == str(imagehash.phash(image))

@@ -174,3 +174,24 @@ def test_peak_memory_of_the_stream_stays_flat_as_partitions_grow(tmp_path: Path)
     assert (small_rows, large_rows) == (10_000, 40_000)
     assert large_peak < 1.5 * small_peak  # 4x the data, about the same memory
     assert whole_peak > 3 * small_peak  # a whole-table read grows with the data
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        [["aa", "bb"], ["bb", "cc"], ["aa"]],  # one width: compared as fixed-width bytes
+        [["a", "bb"], ["bb", "ccc"], ["a"]],  # widths differ between files
+        [["a", "bb"], [], ["bb", "a"]],  # an empty file, widths differ inside one
+    ],
+)
+def test_the_winning_row_of_each_item_is_its_last(files: list[list[str]]) -> None:
+    from resources.lake.current import compact_ids, winning_rows
+
+    winners = winning_rows([compact_ids(pa.array(f, pa.string())) for f in files])
+
+    last: dict[str, tuple[int, int]] = {}
+    for f, ids in enumerate(files):
+        for row, item in enumerate(ids):
+            last[item] = (f, row)
+    expected = [sorted(r for (g, r) in last.values() if g == f) for f in range(len(files))]
+    assert [w.tolist() for w in winners] == expected

@@ -60,6 +60,31 @@ def test_start_after_a_cursor_inside_or_beside_a_folder_misses_nothing(
     assert listed(store, start_after=cursor, page_size=3) == expected
 
 
+def test_paging_with_list_page_gives_what_one_walk_gives(tmp_path: Path) -> None:
+    store = make_store(tmp_path, TREE)
+    paged: list[str] = []
+    while page := store.list_page(start_after=paged[-1] if paged else "", page_size=2):
+        paged += [info.key for info in page]
+
+    assert paged == listed(store, page_size=2) == IN_ORDER
+
+
+def test_a_file_deleted_during_a_listing_is_left_out_and_the_listing_goes_on(
+    tmp_path: Path,
+) -> None:
+    keys = [f"{folder}/{i}.jpg" for folder in "ab" for i in range(4)]
+    store = make_store(tmp_path, keys)
+    pages = store.list_objects(page_size=3)
+
+    first = [info.key for info in next(pages)]
+    store.delete("a/3.jpg")
+    store.delete("b/0.jpg")
+    rest = [info.key for page in pages for info in page]
+
+    assert first == ["a/0.jpg", "a/1.jpg", "a/2.jpg"]
+    assert rest == ["b/1.jpg", "b/2.jpg", "b/3.jpg"]
+
+
 def test_listing_a_missing_or_empty_root_is_empty(tmp_path: Path) -> None:
     assert listed(LocalFolderStore(tmp_path / "never-made")) == []
     (tmp_path / "empty" / "sub").mkdir(parents=True)
