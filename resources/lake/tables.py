@@ -435,17 +435,16 @@ class PartitionWriter:
         )
         catalog = self.lake.catalog(self.asset)
         catalog.begin(self.partition)
+        body = commit.to_json()
         try:
             if self._marker_token:
-                self.store.put(self.prefix + MARKER, commit.to_json(), if_token=self._marker_token)
+                self.store.put(self.prefix + MARKER, body, if_token=self._marker_token)
             else:
-                self.store.put(self.prefix + MARKER, commit.to_json(), create_only=True)
+                self.store.put(self.prefix + MARKER, body, create_only=True)
         except PreconditionFailed:
-            raise LakeError(
-                f"{self.asset}/{self.partition}: another writer committed this partition after "
-                "this one started (this writer was paused past its lease and taken over); its "
-                "table stands, and nothing was committed by this run"
-            ) from None
+            # Unless a retried write's first attempt landed and lost only its answer:
+            if not self._marker_is(body):
+                raise self._overtaken() from None
         self.committed = commit
         catalog.record(
             self.partition,
@@ -457,3 +456,16 @@ class PartitionWriter:
                 for name, _size in files:
                     self.store.delete(self.prefix + f"{attempt}/{name}")
         return commit
+
+    def _marker_is(self, body: bytes) -> bool:
+        try:
+            return self.store.get(self.prefix + MARKER) == body
+        except ObjectNotFound:
+            return False
+
+    def _overtaken(self) -> LakeError:
+        return LakeError(
+            f"{self.asset}/{self.partition}: another writer committed this partition after "
+            "this one started (this writer was paused past its lease and taken over); its "
+            "table stands, and nothing was committed by this run"
+        )
