@@ -164,8 +164,8 @@ def duplicates(
     with tables.writer(
         DUPLICATES, batch, fingerprint=fingerprint, run_id=context.run.run_id
     ) as writer:
-        if table.num_rows:
-            writer.write_chunk(table, input_end=table.num_rows)
+        if table.num_rows > writer.resume_from:  # not when a crash left it written whole
+            writer.write_chunk(table.slice(writer.resume_from), input_end=table.num_rows)
         writer.commit(SCHEMA, compared_batches=len(compared), not_compared=skipped)
     counts = duplicate_counts(found)
     return MaterializeResult(

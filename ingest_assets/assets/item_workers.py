@@ -40,6 +40,10 @@ PRELOAD = ["ingest_assets.items.inspect", "ingest_assets.items.fetch"]
 #: tens of milliseconds.
 FETCHES_PER_WORKER = 4
 
+#: Objects fetched into the step per group for a remote store: with the window of groups in
+#: flight, about workers x 24 objects' bytes at most are held at once.
+REMOTE_GROUP = 4
+
 #: Item rows for a chunk of raw rows, yielded in order as they are ready.
 BuildRows = Callable[[list[dict[str, Any]]], Iterator[dict[str, Any]]]
 
@@ -122,6 +126,9 @@ class _Pipeline:
 
     def rows(self, chunk: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         size = _group_size(len(chunk), self.workers)
+        if not isinstance(self.store, LocalFolderStore):
+            # The step holds the bytes of every group in flight: keep groups small.
+            size = min(size, REMOTE_GROUP)
         in_flight: deque[tuple[list[dict[str, Any]], Future[Any]]] = deque()
         for start in range(0, len(chunk), size):
             group = chunk[start : start + size]

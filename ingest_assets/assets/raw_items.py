@@ -53,8 +53,8 @@ def raw_items(context: AssetExecutionContext, lake: LakeResource) -> Materialize
     with tables.writer(
         RAW_ITEMS, batch, fingerprint=fingerprint, run_id=context.run.run_id
     ) as writer:
-        if table.num_rows:
-            writer.write_chunk(table, input_end=table.num_rows)
+        if table.num_rows > writer.resume_from:  # not when a crash left it written whole
+            writer.write_chunk(table.slice(writer.resume_from), input_end=table.num_rows)
         writer.commit(table.schema)
     kinds = Counter(table.column("kind").to_pylist())
     preview = table.slice(0, 10).select(["key", "size", "kind", "change_token"]).to_pylist()

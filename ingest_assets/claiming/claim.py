@@ -203,6 +203,7 @@ class Claimer:
             self._write_batches([versions], basis, result)
 
         found = _Found(start_after, self.source.batch_size, write)
+        kept = 0  # objects listed that the globs accept
         for page in self.store.list_objects(start_after=start_after):
             if not page:
                 continue
@@ -230,7 +231,9 @@ class Claimer:
                     and not latest[3]
                     and latest[1] == token_hash(obj.change_token)
                 )
-                if claimed or not self.keep(obj.key):
+                accepted = self.keep(obj.key)
+                kept += accepted
+                if claimed or not accepted:
                     pass
                 elif obj.last_modified.timestamp() > settled_before:
                     found.unsettled()
@@ -240,7 +243,7 @@ class Claimer:
             if deadline is not None and time.monotonic() > deadline:
                 result.exhausted = False
                 break
-        if result.exhausted and not start_after and not result.listed and record.has_live():
+        if result.exhausted and not kept and self._looks_empty(start_after):
             # Nothing at all where objects were claimed: far likelier an unmounted disk, a
             # moved prefix or a wrong bucket than a source emptied on purpose.
             result.warning = (
@@ -268,6 +271,17 @@ class Claimer:
             result.cursor = found.cursor(bool(pending))
         result.unregistered = [b for b in record.batches if b not in registered]
         return result
+
+    def _looks_empty(self, start_after: str) -> bool:
+        """Whether a listing that found no object of the source (from ``start_after``) means
+        the source shows none at all while the record holds live objects: then nothing is
+        taken for deleted. A listing resumed from a cursor looks at the source's first page."""
+        if not self.record.has_live(start_after):
+            return False
+        if not start_after:
+            return True
+        first = self.store.list_page(page_size=100)
+        return not any(self.keep(obj.key) for obj in first)
 
     def _gone(self, entry: Entry, found: _Found, now: datetime) -> None:
         """A key of the record that the listing passed over: a tombstone, unless it is one

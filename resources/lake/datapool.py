@@ -193,9 +193,10 @@ class DatapoolRecord:
     def __len__(self) -> int:
         return len(self._latest)
 
-    def has_live(self) -> bool:
-        """Whether any key's latest claimed version is an object, not a tombstone."""
-        return any(not deleted for *_, deleted in self.entries())
+    def has_live(self, after: str = "") -> bool:
+        """Whether any key (after ``after``) has an object, not a tombstone, as its latest
+        claimed version."""
+        return any(not deleted for *_, deleted in self.entries(after))
 
     @property
     def nbytes(self) -> int:

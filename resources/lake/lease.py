@@ -3,8 +3,9 @@
 A lease is a small JSON object created create-only. Its holder refreshes a heartbeat in the
 background, each beat a write conditional on the token of its own last write, so a holder that
 was paused and taken over finds out at its next beat and never overwrites its successor's lease.
-A lease is *live* while its heartbeat is fresh; on the holder's own host a lease whose process
-is gone (the pid is not running, or was recycled: it started at another time) is dead at once.
+A lease is *live* while its heartbeat is fresh; on the holder's own host and pid namespace a
+lease whose process is gone (the pid is not running, or was recycled: it started at another
+time) is dead at once.
 The heartbeat counts on the same host too: containers share host names, not pid namespaces, and
 a paused process keeps its pid. A dead lease is taken over with a conditional delete, so two
 would-be successors cannot both take it.
@@ -44,6 +45,15 @@ def process_start_ticks(pid: int) -> int | None:
         return None
 
 
+def pid_namespace() -> str | None:
+    """This process's pid namespace (Linux), or None where unknown: two containers on one host
+    may share its host name, not its pids."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
 def pid_running(pid: int, start_ticks: int | None) -> bool:
     try:
         os.kill(pid, 0)
@@ -68,9 +78,11 @@ class LeaseHolder:
     pid_start: int | None
     heartbeat: float
     acquired: float
+    pid_ns: str | None = None  # None: written before it was recorded
 
     def is_live(self, stale_after: float = DEFAULT_STALE_AFTER_S, now: float | None = None) -> bool:
-        if self.host == socket.gethostname() and not pid_running(self.pid, self.pid_start):
+        here = self.host == socket.gethostname() and self.pid_ns in (None, pid_namespace())
+        if here and not pid_running(self.pid, self.pid_start):
             return False
         return ((now or time.time()) - self.heartbeat) < stale_after
 
@@ -133,6 +145,7 @@ class Lease:
             pid_start=process_start_ticks(pid),
             heartbeat=time.time(),
             acquired=self._acquired_at,
+            pid_ns=pid_namespace(),
         )
         return json.dumps(asdict(holder)).encode()
 

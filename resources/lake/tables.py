@@ -26,7 +26,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -335,43 +335,54 @@ class PartitionWriter:
         return by_attempt
 
     def _resume_or_start(self) -> None:
+        """Start a new attempt folder, resuming (by reference) the longest run of complete
+        chunks that an earlier attempt with this fingerprint left. Never writing into another
+        attempt's folder: its writer may be paused, not dead, and wake up to write there."""
         try:
             self._marker_token = self.store.head(self.prefix + MARKER).change_token
         except ObjectNotFound:
             self._marker_token = ""
         current = self.lake.read_commit(self.asset, self.partition)
         live = {f["path"].split("/", 1)[0] for f in current.files} if current else set()
-        best: tuple[str, list[_Chunk]] | None = None
         attempts = self._attempt_files()
         self._attempts_at_start = set(attempts)
-        for attempt, files in attempts.items():
+        sizes = {f"{a}/{name}": size for a, files in attempts.items() for name, size in files}
+        for attempt in attempts:
             if attempt in live:
                 continue
-            chunks = self._complete_chunks(attempt, files)
-            if chunks is not None and (best is None or len(chunks) > len(best[1])):
-                best = (attempt, chunks)
-        if best is not None:
-            self.attempt, self.chunks = best
-            self.resumed_rows = self.rows_written  # rows, not inputs: they may differ
-            return
+            chunks = self._complete_chunks(attempt, sizes)
+            if chunks is not None and len(chunks) > len(self.chunks):
+                self.chunks = chunks
+        self.resumed_rows = self.rows_written  # rows, not inputs: they may differ
         self.attempt = f"w-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
-        record = {"fingerprint": self.fingerprint, "run_id": self.run_id, "started": time.time()}
+        record = {
+            "fingerprint": self.fingerprint,
+            "run_id": self.run_id,
+            "started": time.time(),
+            "resumed": [asdict(c) for c in self.chunks],
+        }
         self.store.put(self.prefix + f"{self.attempt}/{ATTEMPT}", json.dumps(record).encode())
 
-    def _complete_chunks(self, attempt: str, files: list[tuple[str, int]]) -> list[_Chunk] | None:
-        """The attempt's contiguous run of valid chunks, or None if it cannot be resumed."""
-        names = dict(files)
+    def _complete_chunks(self, attempt: str, sizes: dict[str, int]) -> list[_Chunk] | None:
+        """The attempt's contiguous run of valid chunks (those it resumed from earlier
+        attempts, then its own), or None if it cannot be resumed."""
         try:
             record = json.loads(self.store.get(self.prefix + f"{attempt}/{ATTEMPT}"))
         except (ObjectNotFound, ValueError):
             return None
         if record.get("fingerprint") != self.fingerprint:
             return None
-        chunks: list[_Chunk] = []
-        numbers = sorted(int(m.group(1)) for n in names if (m := PART_RE.match(n)))
-        for expected, number in enumerate(numbers):
-            if number != expected:
-                break
+        chunks = [_Chunk(**c) for c in record.get("resumed", [])]
+        if any(sizes.get(c.path) != c.size for c in chunks):
+            return None  # a file it resumed from is gone (removed by a later commit)
+        own = {
+            int(m.group(1))
+            for k in sizes
+            if k.startswith(f"{attempt}/")
+            if (m := PART_RE.match(k.split("/", 1)[1]))
+        }
+        number = len(chunks)
+        while number in own:
             path = f"{attempt}/part-{number:05d}.parquet"
             meta = pq.read_metadata(pa.BufferReader(self.store.get(self.prefix + path)))
             kv = meta.metadata or {}
@@ -380,19 +391,17 @@ class PartitionWriter:
                 chunks[-1].input_end if chunks else 0
             ):
                 break
-            chunks.append(
-                _Chunk(
-                    path,
-                    names[f"part-{number:05d}.parquet"],
-                    meta.num_rows,
-                    start,
-                    int(kv[META_INPUT_END]),
-                )
-            )
+            chunks.append(_Chunk(path, sizes[path], meta.num_rows, start, int(kv[META_INPUT_END])))
+            number += 1
         return chunks
 
     def write_chunk(self, table: pa.Table, *, input_end: int) -> None:
         """Write the next chunk: the rows for inputs ``[resume_from, input_end)``."""
+        if self.lease.lost:
+            raise LakeError(
+                f"{self.asset}/{self.partition}: this writer's lease was taken over by another "
+                "writer (its heartbeat went stale); it stops writing, and commits nothing"
+            )
         start = self.resume_from
         if input_end <= start and table.num_rows:
             raise LakeError(f"chunk input range [{start}, {input_end}) is empty")
@@ -450,11 +459,14 @@ class PartitionWriter:
             self.partition,
             {"run_id": self.run_id, "rows": commit.rows, "fingerprint": self.fingerprint},
         )
-        # Only attempts that existed when this writer started: a successor's are not ours.
+        # Only attempts that existed when this writer started (a successor's are not ours),
+        # and never a file this commit lists (it may have resumed an earlier attempt's chunks).
+        listed = {f["path"] for f in commit.files}
         for attempt, files in self._attempt_files().items():
             if attempt != self.attempt and attempt in self._attempts_at_start:
                 for name, _size in files:
-                    self.store.delete(self.prefix + f"{attempt}/{name}")
+                    if f"{attempt}/{name}" not in listed:
+                        self.store.delete(self.prefix + f"{attempt}/{name}")
         return commit
 
     def _marker_is(self, body: bytes) -> bool:

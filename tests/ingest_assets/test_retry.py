@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterEventType, DagsterInstance
 
+from ingest_assets.assets.dataset_items import dataset_items
 from ingest_assets.claiming.claim import Claimer
 from resources.errors import TransientStoreError
 from resources.stores.local import LocalFolderStore
@@ -79,3 +80,29 @@ def test_transient_failure_is_retried_and_resumes_after_the_checkpoint(
     rows = project.lake.read_table("dataset_items", "inbox_000001").to_pylist()
     assert [r["key"] for r in rows] == [f"{i:02d}.jpg" for i in range(10)]
     assert all(r["status"] == "ok" for r in rows)
+
+
+def test_a_table_written_whole_but_not_committed_commits_on_the_next_run(
+    project: Project, instance: DagsterInstance
+) -> None:
+    """A step that died after its one chunk and before its marker resumes that chunk."""
+    from ingest_assets.assets.duplicates import duplicates
+    from ingest_assets.assets.raw_items import raw_items as raw_items_asset
+    from resources.lake.catalog import CATALOG
+
+    for seed in (1, 2):
+        write_image(project.inbox / f"{seed}.jpg", seed=seed)
+    write_image(project.inbox / "copy" / "1.jpg", seed=1)
+    (batch,) = project.claim().new_batches
+    instance.add_dynamic_partitions("batches", [batch])
+    assert project.ingest(instance, batch, [raw_items_asset, dataset_items, duplicates]).success
+    lake_root = project.root / "lake"
+    before = {a: project.lake.read_table(a, batch) for a in ("raw_items", "duplicates")}
+    for asset in before:  # as if each step had died just before its marker
+        (lake_root / asset / batch / "_COMMITTED").unlink()
+        (lake_root / asset / CATALOG / f"{batch}.json").unlink()
+
+    assert project.ingest(instance, batch, [raw_items_asset, dataset_items, duplicates]).success
+    for asset, table in before.items():
+        assert project.lake.read_table(asset, batch).equals(table)
+    assert before["duplicates"].num_rows == 1

@@ -291,3 +291,22 @@ def test_what_another_claimer_claims_after_the_listing_began_is_not_deleted(
         for r in rows(project, path.stem)
     ]
     assert sorted(claimed) == ["0.jpg", "a.jpg", "b.jpg", "c.jpg", "z.jpg"]
+
+
+def test_a_listing_resumed_into_an_empty_source_deletes_nothing(
+    project: Project,
+) -> None:
+    seed(project, ["a.jpg", "b.jpg", "c.jpg", "d.jpg"])
+    project.claim()
+    resumed = claimer(project).claim(registered=set(), start_after="b.jpg", close_all=True)
+    assert resumed.deleted == 0  # nothing changed: a plain resumed listing
+    for name in ("a.jpg", "b.jpg", "c.jpg", "d.jpg"):
+        (project.inbox / name).unlink()
+    (project.inbox / ".DS_Store").write_bytes(b"\x00")  # listed, but no object of the source
+
+    after_cursor = claimer(project).claim(registered=set(), start_after="b.jpg", close_all=True)
+    from_start = claimer(project).claim(registered=set(), close_all=True)
+
+    assert after_cursor.deleted == 0 and "is empty" in after_cursor.warning
+    assert from_start.deleted == 0 and "is empty" in from_start.warning
+    assert tombstones(project) == []

@@ -1,7 +1,9 @@
 """A partition writer in a process of its own, for the pause-and-takeover tests: it writes one
 chunk and stops at a named point (``write``: before committing; ``commit``: inside the commit,
 after its lease was checked), says so on stdout and waits for a line on stdin; then it commits
-and reports what happened. Run: ``python -m tests.resources.lake.paused_writer URI POINT``."""
+and reports what happened.
+
+Run: ``python -m tests.resources.lake.paused_writer URI POINT FINGERPRINT``."""
 
 from __future__ import annotations
 
@@ -53,10 +55,10 @@ class StopsAtCommit:
         return getattr(self.store, name)
 
 
-def main(uri: str, point: str) -> None:
+def main(uri: str, point: str, fingerprint: str) -> None:
     store = open_store(uri)
     lake = Lake(StopsAtCommit(store) if point == "commit" else store)  # type: ignore[arg-type]
-    writer = lake.writer(ASSET, PARTITION, fingerprint="fp-first", run_id="first")
+    writer = lake.writer(ASSET, PARTITION, fingerprint=fingerprint, run_id="first")
     writer.lease.heartbeat_every = HEARTBEAT_S
     with writer:
         writer.write_chunk(table("first", 5), input_end=5)
@@ -64,6 +66,8 @@ def main(uri: str, point: str) -> None:
             say("paused")
             wait_for_go()
         try:
+            if point == "write":  # it goes on writing where it stopped
+                writer.write_chunk(table("first, late", 5), input_end=10)
             writer.commit(SCHEMA)
             say("committed")
         except LakeError as exc:
@@ -71,4 +75,4 @@ def main(uri: str, point: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], sys.argv[3])

@@ -47,9 +47,9 @@ def lake_uri(
 
 
 class PausedWriter:
-    def __init__(self, uri: str, point: str) -> None:
+    def __init__(self, uri: str, point: str, fingerprint: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.resources.lake.paused_writer", uri, point],
+            [sys.executable, "-m", "tests.resources.lake.paused_writer", uri, point, fingerprint],
             cwd=REPO_ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -74,16 +74,17 @@ class PausedWriter:
         self.process.communicate()
 
 
-def take_over_and_commit(lake: Lake) -> None:
+def take_over_and_commit(lake: Lake, fingerprint: str) -> None:
     """The second writer: waits out the paused writer's lease, then writes and commits."""
     for _ in range(200):
-        writer = lake.writer(ASSET, PARTITION, fingerprint="fp-second", run_id="second")
+        writer = lake.writer(ASSET, PARTITION, fingerprint=fingerprint, run_id="second")
         writer.lease.stale_after = 0.5  # judged by the successor: the paused one beats no more
         try:
             with writer:
                 assert writer.lease.took_over is not None
                 assert writer.lease.took_over.owner == "run first"
-                writer.write_chunk(table("second", 7), input_end=7)
+                # The same fingerprint resumes the paused writer's chunk (inputs 0-5).
+                writer.write_chunk(table("second", 7), input_end=writer.resume_from + 7)
                 writer.commit(SCHEMA)
                 return
         except LeaseHeld:
@@ -91,16 +92,17 @@ def take_over_and_commit(lake: Lake) -> None:
     raise AssertionError("the second writer never took over the paused writer's lease")
 
 
+@pytest.mark.parametrize("fingerprint", ["same", "other"])
 @pytest.mark.parametrize("point", ["write", "commit"])
 def test_a_paused_writer_taken_over_cannot_commit_over_its_successor(
-    lake_uri: str, point: str
+    lake_uri: str, point: str, fingerprint: str
 ) -> None:
-    first = PausedWriter(lake_uri, point)
+    first = PausedWriter(lake_uri, point, "fp-first")
     try:
         first.expect("paused")
         os.kill(first.process.pid, signal.SIGSTOP)
         lake = Lake(open_store(lake_uri))
-        take_over_and_commit(lake)
+        take_over_and_commit(lake, "fp-first" if fingerprint == "same" else "fp-second")
         second = lake.read_table(ASSET, PARTITION)
 
         outcome = first.resume()
@@ -112,5 +114,7 @@ def test_a_paused_writer_taken_over_cannot_commit_over_its_successor(
     commit = lake.read_commit(ASSET, PARTITION)
     assert commit is not None and commit.run_id == "second"
     assert lake.read_table(ASSET, PARTITION).equals(second)
-    assert second.column("made_by").to_pylist() == ["second"] * 7
+    resumed = ["first"] * 5 if fingerprint == "same" else []
+    assert second.column("made_by").to_pylist() == resumed + ["second"] * 7
+    assert all(lake.store.exists(f"{ASSET}/{PARTITION}/{f['path']}") for f in commit.files)
     assert lake.committed_partitions(ASSET) == [PARTITION]

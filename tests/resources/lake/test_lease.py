@@ -329,3 +329,14 @@ def test_a_partition_writer_takes_over_from_a_dead_writer(tmp_path: Path) -> Non
     with lake.writer("dataset_items", "src_000001", fingerprint="fp", run_id="run-2") as writer:
         assert writer.lease.took_over is not None
         assert writer.lease.took_over.owner == "run run-1"
+
+
+def test_a_holder_in_another_pid_namespace_of_this_host_is_judged_by_its_heartbeat(
+    store: LocalFolderStore,
+) -> None:
+    # A container sharing this host name: its pid means nothing here, so a pid that does not
+    # run here does not make its lease dead while its heartbeat is fresh.
+    leave_lease(store, holder(owner="run elsewhere", pid=dead_pid(), pid_ns="pid:[1]"))
+
+    with pytest.raises(LeaseHeld, match="run elsewhere"):
+        Lease(store, KEY, owner="run next").acquire()
