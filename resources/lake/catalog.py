@@ -17,6 +17,7 @@ partition and never loses a committed one, and the common case is a listing alon
 from __future__ import annotations
 
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 from resources.errors import AccessDenied
@@ -28,6 +29,12 @@ ENTRY = ".json"
 INDEXED = "_INDEXED"
 #: Parallel marker lookups for partitions whose commit is pending.
 LOOKUPS = 8
+
+
+def partition_order(partition: str) -> tuple[tuple[str, int], ...]:
+    """Names in their natural order: digits compare as numbers, so that ``src_1000000``
+    follows ``src_999999`` (a source's batch numbers outgrow their six digits)."""
+    return tuple((text, int(number or -1)) for text, number in re.findall(r"(\D*)(\d*)", partition))
 
 
 class Catalog:
@@ -52,7 +59,7 @@ class Catalog:
         self.store.delete(self.prefix + partition + PENDING)
 
     def partitions(self) -> list[str]:
-        """The committed partitions, sorted by name."""
+        """The committed partitions, in natural name order (:func:`partition_order`)."""
         entries: set[str] = set()
         pending: set[str] = set()
         indexed = False
@@ -71,7 +78,7 @@ class Catalog:
         with ThreadPoolExecutor(LOOKUPS) as pool:
             found = pool.map(lambda p: (p, self._has_marker(p)), sorted(pending))
             committed |= {p for p, has in found if has}
-        return sorted(committed)
+        return sorted(committed, key=partition_order)
 
     def _has_marker(self, partition: str) -> bool:
         return self.store.exists(f"{self.asset}/{partition}/{self.marker}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import threading
@@ -26,6 +27,7 @@ from types import TracebackType
 from resources.errors import LeaseHeld, ObjectNotFound, PreconditionFailed, StoreError
 from resources.stores.base import ObjectStore
 
+LOG = logging.getLogger(__name__)
 DEFAULT_STALE_AFTER_S = 120.0
 DEFAULT_HEARTBEAT_S = 10.0
 
@@ -196,8 +198,10 @@ class Lease:
                         continue
                 self.lost = True  # the writer finds out before it commits
                 return
-            except StoreError:
-                continue  # the next beat tries again
+            except StoreError as exc:
+                # The next beat tries again; if none gets through, others may take it over.
+                LOG.warning("lease %s: a heartbeat was not written: %s", self.key, exc)
+                continue
 
     def release(self) -> None:
         self._stop.set()

@@ -217,8 +217,9 @@ class Lake:
         """The current view (the latest committed row per ``item_id``; later partitions win)
         in chunks of about ``chunk_rows`` rows, in memory bounded by the chunk and the files
         being fetched, not by the table. ``partitions`` in precedence order; by default every
-        committed partition, in name order (a source's batches in sequence). ``filter`` keeps
-        the winning rows that pass it and may name only columns that are read. Raises
+        committed partition, in natural name order (a source's batches in sequence).
+        ``filter`` keeps the winning rows that pass it and may name only columns that are
+        read. Raises
         TableChanged if a partition is committed again while it streams."""
         commits = self.read_commits(asset, partitions)
         return iter_current(

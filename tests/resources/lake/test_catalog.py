@@ -115,3 +115,16 @@ def test_a_partition_cannot_be_named_like_the_catalog(tmp_path: Any) -> None:
     with pytest.raises(Exception, match="reserved"):
         lake.writer("dataset_items", CATALOG, fingerprint="fp", run_id="r")
     assert not LocalFolderStore(tmp_path).exists(f"dataset_items/{CATALOG}/{MARKER}")
+
+
+def test_partitions_come_in_natural_order_past_six_digit_batch_numbers(tmp_path: Any) -> None:
+    lake = Lake(LocalFolderStore(tmp_path))
+    for partition in ["src_1000000", "src_999999", "src_000010", "src_000002"]:
+        commit(lake, partition, n=1)
+
+    assert lake.committed_partitions("dataset_items") == [
+        "src_000002",
+        "src_000010",
+        "src_999999",
+        "src_1000000",
+    ]
