@@ -129,7 +129,7 @@ def duplicates(
     commits = tables.read_commits(DATASET_ITEMS, compared)
     old_parts: list[pa.Table] = []
     for chunk in tables.iter_current(
-        DATASET_ITEMS, compared, columns=COLUMNS, filter=pc.field("status") == "ok"
+        DATASET_ITEMS, commits=commits, columns=COLUMNS, filter=pc.field("status") == "ok"
     ):
         # An item's own older version is not its duplicate.
         old_parts.append(chunk.filter(pc.invert(pc.is_in(chunk.column("item_id"), new_ids))))

@@ -99,6 +99,11 @@ class Commit:
         )
 
 
+def _projected(schema: pa.Schema, columns: Sequence[str] | None) -> pa.Schema:
+    """``schema`` narrowed to ``columns`` (all of it for None)."""
+    return schema if columns is None else pa.schema([schema.field(c) for c in columns])
+
+
 def _strip(table: pa.Table) -> pa.Table:
     return table.replace_schema_metadata(None)
 
@@ -167,9 +172,7 @@ class Lake:
             raise TableChanged(
                 f"{asset}/{file.partition} was committed again while being read; read it again"
             ) from None
-        schema = file.commit.schema
-        if columns is not None:
-            schema = pa.schema([schema.field(c) for c in columns])
+        schema = _projected(file.commit.schema, columns)
         cols = list(columns) if columns is not None else None
         return _strip(pq.read_table(pa.BufferReader(data), columns=cols)).cast(schema)
 
@@ -198,10 +201,7 @@ class Lake:
             except TableChanged:
                 continue  # replaced by a newer commit while reading: read the new marker
             if not tables:
-                schema = commit.schema
-                if columns is not None:
-                    schema = pa.schema([schema.field(c) for c in columns])
-                return schema.empty_table()
+                return _projected(commit.schema, columns).empty_table()
             return pa.concat_tables(tables)
         raise LakeError(f"{asset}/{partition}: the table kept changing while being read")
 
@@ -213,15 +213,18 @@ class Lake:
         columns: Sequence[str] | None = None,
         filter: pc.Expression | None = None,
         chunk_rows: int = CHUNK_ROWS,
+        commits: Sequence[tuple[str, Commit]] | None = None,
     ) -> Iterator[pa.Table]:
         """The current view (the latest committed row per ``item_id``; later partitions win)
         in chunks of about ``chunk_rows`` rows, in memory bounded by the chunk and the files
         being fetched, not by the table. ``partitions`` in precedence order; by default every
         committed partition, in natural name order (a source's batches in sequence).
         ``filter`` keeps the winning rows that pass it and may name only columns that are
-        read. Raises
-        TableChanged if a partition is committed again while it streams."""
-        commits = self.read_commits(asset, partitions)
+        read. ``commits`` (from :meth:`read_commits`) in place of ``partitions`` reads exactly
+        those commits, as a caller that fingerprints them needs. Raises TableChanged if a
+        partition is committed again while it streams."""
+        if commits is None:
+            commits = self.read_commits(asset, partitions)
         return iter_current(
             self, asset, commits, columns=columns, filter=filter, chunk_rows=chunk_rows
         )
@@ -241,9 +244,7 @@ class Lake:
             if not commits:
                 given = "" if partitions is None else f" among {len(partitions)} given"
                 raise LakeError(f"{asset} has no committed partitions{given}")
-            schema = commits[-1][1].schema
-            if columns is not None:
-                schema = pa.schema([schema.field(c) for c in columns])
+            schema = _projected(commits[-1][1].schema, columns)
             try:
                 chunks = list(iter_current(self, asset, commits, columns=columns, filter=filter))
             except TableChanged:
