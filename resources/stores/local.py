@@ -27,6 +27,8 @@ from resources.stores.base import DEFAULT_PAGE_SIZE, ObjectInfo, ObjectStore, ch
 
 #: Files this store writes while a put is in flight; never listed, never read as objects.
 TEMP_PREFIX = ".tmp-bucketlake-"
+#: How often a write makes its folders again when concurrent deletes keep removing them.
+_FOLDER_RACE_RETRIES = 50
 
 
 def _token(st: os.stat_result) -> str:
@@ -222,20 +224,15 @@ class LocalFolderStore(ObjectStore):
         self, key: str, data: bytes, *, create_only: bool = False, if_token: str | None = None
     ) -> ObjectInfo:
         path = self._path(key)
+        tmp = path.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = self._create_in_folder(key, tmp)
         except OSError as exc:  # e.g. a file stands where a folder of the key would be
             error = AccessDenied if isinstance(exc, PermissionError) else StoreError
             raise error(
                 f"{self.name}: cannot write {key!r}: {exc}", store=self.name, key=key
             ) from exc
-        tmp = path.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
         try:
-            try:
-                handle = open(tmp, "wb")  # noqa: SIM115 (closed below)
-            except FileNotFoundError:  # a delete removed the then-empty folder: make it again
-                path.parent.mkdir(parents=True, exist_ok=True)
-                handle = open(tmp, "wb")  # noqa: SIM115
             with handle:
                 handle.write(data)
                 handle.flush()
@@ -270,6 +267,25 @@ class LocalFolderStore(ObjectStore):
         finally:
             tmp.unlink(missing_ok=True)
         return _info(key, path.stat())
+
+    def _create_in_folder(self, key: str, tmp: Path) -> BinaryIO:
+        """Open ``tmp`` for writing, making its folders. A delete elsewhere removes folders it
+        leaves empty, so a folder just made may vanish before the file is in it: make it again
+        (a file in a folder keeps it, so once open the write is safe)."""
+        for _ in range(_FOLDER_RACE_RETRIES):
+            try:
+                tmp.parent.mkdir(parents=True, exist_ok=True)
+                return open(tmp, "wb")
+            except FileExistsError as exc:
+                if os.path.lexists(exc.filename or tmp.parent):
+                    raise  # a file stands where a folder of the key would be
+            except FileNotFoundError:
+                pass
+        raise StoreError(
+            f"{self.name}: cannot write {key!r}: its folders kept being removed meanwhile",
+            store=self.name,
+            key=key,
+        )
 
     def delete(self, key: str, *, if_token: str | None = None) -> None:
         path = self._path(key)

@@ -181,3 +181,31 @@ def test_a_key_is_the_file_at_its_path_and_its_uri_names_that_file(tmp_path: Pat
     uri = store.uri(key)
     assert uri.startswith("file://")
     assert Path(unquote(urlparse(uri).path)) == tmp_path / key
+
+
+def test_a_put_survives_its_folder_being_removed_while_it_writes(tmp_path: Path) -> None:
+    # A delete removes the folders it leaves empty; a put into the same folder from another
+    # thread or process may see its folder vanish between making it and writing into it.
+    store = LocalFolderStore(tmp_path)
+    removals = 0
+    done = threading.Event()
+
+    def remove_the_folder_whenever_empty() -> None:
+        nonlocal removals
+        while removals < 20 and not done.is_set():
+            try:
+                (tmp_path / "batch").rmdir()
+                removals += 1
+            except OSError:
+                pass
+
+    remover = threading.Thread(target=remove_the_folder_whenever_empty)
+    remover.start()
+    try:
+        while remover.is_alive():
+            store.put("batch/_LEASE", b"held")
+            store.delete("batch/_LEASE")
+    finally:
+        done.set()
+        remover.join()
+    assert removals == 20
