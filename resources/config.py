@@ -27,6 +27,8 @@ CONFIG_ENV = "BUCKETLAKE_CONFIG"
 DEFAULT_CONFIG_FILE = "bucketlake.yaml"
 EMBEDDED_DIR = ".bucketlake"
 PILLOW_MAX_IMAGE_PIXELS = 89_478_485  # Pillow's own default decompression-bomb limit
+DEFAULT_MAX_OBJECT_BYTES = 512 * 1024 * 1024
+DEFAULT_FETCH_DEADLINE_SECONDS = 300.0
 
 LabelStrategy = Literal["folder", "split-folders", "filename", "none"]
 VerifyLevel = Literal["full", "header", "none"]
@@ -115,6 +117,26 @@ class SourceConfig(StorageOptions):
     )
     ignore_errors: bool = Field(
         True, description="bad objects become items with a status; false fails the batch"
+    )
+    follow_symlinks: bool = Field(
+        False,
+        description="local folders: take symbolic links that stay inside the source's folder "
+        "(links leading out of it are never followed)",
+    )
+    max_object_bytes: int = Field(
+        DEFAULT_MAX_OBJECT_BYTES,
+        ge=1,
+        description="larger objects are reported as too large, never read into memory",
+    )
+    fetch_deadline_seconds: float = Field(
+        DEFAULT_FETCH_DEADLINE_SECONDS,
+        gt=0,
+        description="the most one object's fetch may take in all, however slowly bytes arrive",
+    )
+    manifest_file_roots: list[str] | None = Field(
+        None,
+        description="folders that file:// locations in a manifest may lie under (default: the "
+        "manifest's own folder for a local manifest, none for a remote one)",
     )
     near_duplicate_distance: int = Field(
         4, ge=0, le=15, description="perceptual-hash bits two near duplicates may differ by"
