@@ -11,6 +11,7 @@ progress or about to be retried by Dagster's run-retry daemon. A batch whose run
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,7 +19,12 @@ from datetime import UTC, datetime
 
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunRecord, RunsFilter
 
-from ingest_assets.assets.runtime import PID_TAG, run_process_is_dead
+from ingest_assets.assets.runtime import (
+    HOST_TAG,
+    PID_TAG,
+    has_own_process_tags,
+    run_process_is_dead,
+)
 from ingest_assets.names import (
     ATTEMPT_TAG,
     DATASET_ITEMS,
@@ -30,7 +36,8 @@ from ingest_assets.names import (
     WILL_RETRY_TAG,
 )
 from resources.lake.datapool import parse_batch_key
-from resources.lake.tables import Lake
+from resources.lake.lease import read_holder
+from resources.lake.tables import LEASE, Lake
 
 #: Dagster marks a failed run's status before it tags whether the run will be retried; a run
 #: failed this recently with no tag yet is left to the retry daemon.
@@ -42,6 +49,12 @@ IN_FLIGHT = [
     DagsterRunStatus.STARTED,
 ]
 RUNNING = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+#: Dequeued or launched: a process should be running it (a queued run waits for the daemon).
+RUNNING_OR_STARTING = [DagsterRunStatus.NOT_STARTED, *RUNNING]
+#: How long a run in flight with no process of its own known may be silent (no event in its
+#: log, no live write lease) before it is taken for dead; its first step records its process
+#: within seconds of its start.
+SILENT_RUN_GRACE_S = 600.0
 
 
 @dataclass
@@ -90,24 +103,72 @@ def mark_dead_run_failed(instance: DagsterInstance, run_id: str, message: str) -
         instance.report_run_failed(run, message=message)
 
 
-def _fail_if_dead(instance: DagsterInstance, run: DagsterRun, healer: str) -> bool:
-    if run.status not in RUNNING or not run_process_is_dead(run):
+def silent_for(instance: DagsterInstance, run: DagsterRun) -> float:
+    """Seconds since the run last wrote to its event log (or since it was created)."""
+    last = instance.get_records_for_run(run.run_id, limit=1, ascending=False).records
+    if last:
+        return time.time() - last[0].timestamp
+    record = instance.get_run_record_by_id(run.run_id)
+    created = record.create_timestamp.replace(tzinfo=UTC).timestamp() if record else time.time()
+    return time.time() - created
+
+
+def why_dead(
+    instance: DagsterInstance, run: DagsterRun, lake: Lake | None, silent_after: float
+) -> str | None:
+    """Why a run in flight is taken for dead, or None while there is evidence it lives (or
+    none that it died). Its own process recorded on this host is the evidence, when there is
+    one; else (launched elsewhere, or killed before its first step recorded it) a run is dead
+    once its event log has been silent ``silent_after`` seconds and its batch's write lease
+    shows no live writer. A queued run waits for the daemon: that is not death."""
+    if run.status not in RUNNING_OR_STARTING:
+        return None
+    if has_own_process_tags(run) and run.tags.get(HOST_TAG) == socket.gethostname():
+        if not run_process_is_dead(run):
+            return None
+        return f"the process of this run (pid {run.tags[PID_TAG]}) is gone"
+    silent = silent_for(instance, run)
+    if silent < silent_after or _writer_is_live(lake, run):
+        return None
+    return f"no process of this run is known and it has been silent for {silent:.0f}s"
+
+
+def _writer_is_live(lake: Lake | None, run: DagsterRun) -> bool:
+    batch = run.tags.get(PARTITION_TAG)
+    if lake is None or batch is None:
+        return False
+    found = read_holder(lake.store, f"{DATASET_ITEMS}/{batch}/{LEASE}")
+    return found is not None and found[0].is_live()
+
+
+def _fail_if_dead(
+    instance: DagsterInstance,
+    run: DagsterRun,
+    healer: str,
+    lake: Lake | None = None,
+    silent_after: float = SILENT_RUN_GRACE_S,
+) -> bool:
+    why = why_dead(instance, run, lake, silent_after)
+    if why is None:
         return False
     mark_dead_run_failed(
-        instance,
-        run.run_id,
-        f"{healer}: the process of this run (pid {run.tags[PID_TAG]}) is gone; marked failed "
-        "so that the batch can run again",
+        instance, run.run_id, f"{healer}: {why}; marked failed so that the batch can run again"
     )
     return True
 
 
-def fail_dead_runs(instance: DagsterInstance, source: str, healer: str) -> list[DagsterRun]:
-    """Mark failed every ingest run of ``source`` whose process is gone; those runs."""
+def fail_dead_runs(
+    instance: DagsterInstance,
+    source: str,
+    healer: str,
+    lake: Lake | None = None,
+    silent_after: float = SILENT_RUN_GRACE_S,
+) -> list[DagsterRun]:
+    """Mark failed every ingest run of ``source`` taken for dead (:func:`why_dead`)."""
     runs = instance.get_runs(
-        RunsFilter(job_name=INGEST_JOB, tags={SOURCE_TAG: source}, statuses=RUNNING)
+        RunsFilter(job_name=INGEST_JOB, tags={SOURCE_TAG: source}, statuses=RUNNING_OR_STARTING)
     )
-    return [run for run in runs if _fail_if_dead(instance, run, healer)]
+    return [run for run in runs if _fail_if_dead(instance, run, healer, lake, silent_after)]
 
 
 def _retry_pending(instance: DagsterInstance, record: RunRecord) -> bool:
@@ -130,18 +191,22 @@ def plan_healing(
     *,
     healer: str,
     retry_failed: bool = False,
+    silent_after: float = SILENT_RUN_GRACE_S,
 ) -> HealPlan:
     """Which of ``candidates`` (registered batches) of ``source``, and of the batches whose runs
     it finds dead, run again, per the rule above. ``healer`` names who marks dead runs failed,
-    in the run's failure message."""
-    dead_runs = fail_dead_runs(instance, source, healer)
+    in the run's failure message; ``silent_after`` is how long a run with no process known
+    may be silent before it is taken for dead."""
+    dead_runs = fail_dead_runs(instance, source, healer, lake, silent_after)
     plan = HealPlan(marked_failed=[run.run_id for run in dead_runs])
     committed = set(lake.committed_partitions(DATASET_ITEMS))  # one listing, not a HEAD each
     for batch in sorted(set(candidates) | _batches_of(dead_runs)):
         if parse_batch_key(batch)[0] != source or batch in committed:
             continue
         runs = instance.get_runs(RunsFilter(tags={PARTITION_TAG: batch}, statuses=IN_FLIGHT))
-        dead = [run.run_id for run in runs if _fail_if_dead(instance, run, healer)]
+        dead = [
+            run.run_id for run in runs if _fail_if_dead(instance, run, healer, lake, silent_after)
+        ]
         plan.marked_failed += dead
         failed = instance.get_run_records(
             RunsFilter(tags={PARTITION_TAG: batch}, statuses=[DagsterRunStatus.FAILURE])

@@ -22,6 +22,8 @@ PID_START_TAG = "bucketlake/pid_start"
 #: The run the process tags were recorded by: a re-execution copies its parent's tags, whose
 #: process is not its own.
 PID_RUN_TAG = "bucketlake/pid_run"
+#: ``PID_RUN_TAG``'s value when the launcher gave the tags as the run was created.
+LAUNCHER = "launcher"
 
 
 def run_worker_pid(context: AssetExecutionContext) -> int:
@@ -44,13 +46,32 @@ def record_run_process(context: AssetExecutionContext) -> None:
     context.instance.add_run_tags(context.run.run_id, tags)
 
 
-def run_process_is_dead(run: DagsterRun) -> bool:
-    """True when the run's recorded process on this host no longer runs. Unknown (another
-    host, no process recorded yet, or only a parent run's copied tags) is not dead."""
-    pid = run.tags.get(PID_TAG)
-    if pid is None or run.tags.get(HOST_TAG) != socket.gethostname():
+def launcher_tags() -> dict[str, str]:
+    """The process tags of a run this process is about to create and execute itself
+    (``bucketlake sync``'s run processes), given with the run's tags, so that the run carries
+    its process from the moment its record exists: killed before its first step, it is still
+    known dead."""
+    pid = os.getpid()
+    tags = {HOST_TAG: socket.gethostname(), PID_TAG: str(pid), PID_RUN_TAG: LAUNCHER}
+    ticks = process_start_ticks(pid)
+    if ticks is not None:
+        tags[PID_START_TAG] = str(ticks)
+    return tags
+
+
+def has_own_process_tags(run: DagsterRun) -> bool:
+    """Whether the run's process tags are its own: recorded by the run, or given at its
+    creation by its launcher (a re-execution or retry copies its parent's, which are not)."""
+    recorded_by = run.tags.get(PID_RUN_TAG)
+    if PID_TAG not in run.tags:
         return False
-    if run.tags.get(PID_RUN_TAG) != run.run_id:
+    return recorded_by == run.run_id or (recorded_by == LAUNCHER and run.parent_run_id is None)
+
+
+def run_process_is_dead(run: DagsterRun) -> bool:
+    """True when the run's own recorded process on this host no longer runs. Unknown (another
+    host, no process recorded yet, or only a parent run's copied tags) is not dead."""
+    if not has_own_process_tags(run) or run.tags.get(HOST_TAG) != socket.gethostname():
         return False
     start = run.tags.get(PID_START_TAG)
-    return not pid_running(int(pid), int(start) if start else None)
+    return not pid_running(int(run.tags[PID_TAG]), int(start) if start else None)

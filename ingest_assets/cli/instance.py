@@ -3,13 +3,20 @@ explicit ``DAGSTER_HOME`` wins; the config's ``dagster_home`` applies when it is
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from dagster import DagsterInstance
 
+from ingest_assets.partitions import BATCHES
 from resources.config import BucketlakeConfig
+
+#: Held while an entry point makes the instance (see :func:`creation_lock`).
+LOCK_FILE = ".bucketlake-instance.lock"
 
 HEADER = "# The Dagster instance of this Bucketlake project"
 DAGSTER_YAML = (
@@ -65,7 +72,11 @@ def dagster_home(config: BucketlakeConfig) -> Path:
 def ensure_dagster_home(config: BucketlakeConfig) -> Path:
     """The instance folder in effect, created with its ``dagster.yaml`` where it has none."""
     home = dagster_home(config)
-    home.mkdir(parents=True, exist_ok=True)
+    with creation_lock(home):
+        return _write_settings(home)
+
+
+def _write_settings(home: Path) -> Path:
     settings = home / "dagster.yaml"
     if not settings.exists():
         max_runs = max(1, min(4, (os.cpu_count() or 2) // 2))
@@ -78,8 +89,30 @@ def ensure_dagster_home(config: BucketlakeConfig) -> Path:
     return home
 
 
+@contextlib.contextmanager
+def creation_lock(home: Path) -> Iterator[None]:
+    """Hold the instance folder's creation lock (other processes wait): two entry points
+    starting at once on a fresh folder would both write ``dagster.yaml`` and both create and
+    stamp Dagster's SQLite schema, leaving it with two migration heads."""
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / LOCK_FILE, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def open_instance(config: BucketlakeConfig) -> DagsterInstance:
-    """The instance in effect; sets ``DAGSTER_HOME`` for the run processes started from here."""
-    home = ensure_dagster_home(config)
-    os.environ["DAGSTER_HOME"] = str(home)
-    return DagsterInstance.get()
+    """The instance in effect, its folder, settings and storage schema made first (under the
+    creation lock); sets ``DAGSTER_HOME`` for the run processes started from here."""
+    home = dagster_home(config)
+    with creation_lock(home):
+        _write_settings(home)
+        os.environ["DAGSTER_HOME"] = str(home)
+        instance = DagsterInstance.get()
+        # Touch each storage, so that a fresh one's schema is made while the lock is held.
+        instance.get_runs(limit=1)
+        instance.get_dynamic_partitions(BATCHES)
+        instance.all_instigator_state()
+    return instance

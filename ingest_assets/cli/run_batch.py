@@ -17,6 +17,7 @@ from dagster import (
     reconstructable,
 )
 
+from ingest_assets.assets.runtime import launcher_tags
 from ingest_assets.names import (
     ATTEMPT_TAG,
     INGEST_JOB,
@@ -98,6 +99,7 @@ def run_batch(batch: str, attempt: int) -> dict[str, object]:
                 ATTEMPT_TAG: str(attempt),
                 # sync runs a failed batch again itself (the next sync), not the retry daemon
                 MAX_RETRIES_TAG: "0",
+                **launcher_tags(),
             },
         )
         return {

@@ -28,10 +28,15 @@ from ingest_assets.names import DATASET_ITEMS, PARTITION_TAG, RAW_ITEMS
 from ingest_assets.partitions import BATCHES
 from resources.config import BucketlakeConfig, SourceConfig
 from resources.errors import LeaseHeld
+from resources.lake.datapool import parse_batch_key
+from resources.lake.lease import Lease
 from resources.lake.tables import Lake
+from resources.stores.base import ObjectStore
 from resources.stores.open import open_lake_store, open_source_store
 
 CLAIM_LEASE_WAIT_S = 120.0
+#: Where the launch leases of ``bucketlake sync`` live in the lake (see :func:`launch_lease`).
+LAUNCHES = "_launches"
 
 
 @dataclass
@@ -42,7 +47,8 @@ class BatchOutcome:
     error: str | None = None
     status_counts: dict[str, int] = field(default_factory=dict)
     resumed_rows: int = 0
-    left_to_daemon: bool = False  # its run (run_id) was started by the daemon meanwhile
+    #: Who ran the batch instead, since the plan was made: another sync, or the daemon's run.
+    left_to: str = ""
 
 
 @dataclass
@@ -124,6 +130,18 @@ class RunProcesses:
                 proc.wait()
 
 
+def launch_lease(lake_store: ObjectStore, batch: str) -> Lease:
+    """The lease a sync holds while it looks for a batch's runs and runs it: two syncs at once
+    never both start the same batch (the run's write lease would refuse the second, and the
+    refusal would count as a failure of the batch)."""
+    source, _ = parse_batch_key(batch)
+    return Lease(
+        lake_store,
+        f"{LAUNCHES}/{source}/{batch}",
+        owner=f"bucketlake sync (pid {os.getpid()})",
+    )
+
+
 def mark_stopped_runs_failed(instance: DagsterInstance, stopped: list[str]) -> None:
     """Runs of these batches left STARTED by a process that is gone are marked failed."""
     for batch in stopped:
@@ -190,10 +208,27 @@ def sync(
     bar = ProgressBar(len(to_run))
 
     def run_one(batch: str) -> BatchOutcome:
-        # The daemon's sensor may have taken the batch since the plan was made.
+        try:
+            with launch_lease(lake_store, batch):
+                return launch(batch)
+        except LeaseHeld:
+            done = BatchOutcome(batch, True, left_to="another sync, which runs it now")
+            (bar.say if bar.enabled else say)(describe(done))
+            return done
+
+    def launch(batch: str) -> BatchOutcome:
+        # Another sync may have run the batch, or the daemon's sensor taken it, since the plan
+        # was made; under the launch lease, nobody else starts it while this looks.
+        if lake.is_committed(DATASET_ITEMS, batch):
+            done = BatchOutcome(batch, True, left_to="another sync, which ran it meanwhile")
+            (bar.say if bar.enabled else say)(describe(done))
+            return done
         taken = instance.get_runs(RunsFilter(tags={PARTITION_TAG: batch}, statuses=IN_FLIGHT))
         if taken:
-            done = BatchOutcome(batch, True, taken[0].run_id, left_to_daemon=True)
+            run_id = taken[0].run_id
+            done = BatchOutcome(
+                batch, True, run_id, left_to=f"run {run_id[:8]}, which the daemon started meanwhile"
+            )
             (bar.say if bar.enabled else say)(describe(done))
             return done
         outcome = processes.run(batch, next_attempt(instance, batch))
@@ -226,8 +261,8 @@ def describe(outcome: BatchOutcome) -> str:
     run = f"run {outcome.run_id[:8]}" if outcome.run_id else "no run"
     if not outcome.success:
         return f"  {outcome.batch}: FAILED ({run}): {outcome.error}"
-    if outcome.left_to_daemon:
-        return f"  {outcome.batch}: left to {run}, which the daemon started meanwhile"
+    if outcome.left_to:
+        return f"  {outcome.batch}: left to {outcome.left_to}"
     counts = outcome.status_counts
     total = sum(counts.values())
     parts = [f"{counts.get(s, 0)} {s}" for s in STATUSES if counts.get(s, 0) or s == "ok"]
