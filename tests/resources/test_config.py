@@ -102,7 +102,66 @@ def test_no_config_file_gives_the_embedded_default(
     config = load_config()
     assert config.is_embedded
     assert [s.name for s in config.sources] == ["inbox"]
-    assert config.resolve(config.sources[0].uri) == str(tmp_path / ".bucketlake/inbox")
+    assert config.sources[0].uri == str(tmp_path / ".bucketlake/inbox")  # resolved already
     assert config.lake_uri == str(tmp_path / ".bucketlake/lake")
     assert config.dagster_home_path == tmp_path / ".bucketlake/dagster_home"
     assert not (tmp_path / ".bucketlake").exists()  # loading creates nothing
+
+
+def alias_bomb(levels: int = 7) -> str:
+    """The "billion laughs" shape: each level repeats the one before nine times."""
+    lines = ['a0: &a0 ["x","x","x","x","x","x","x","x","x"]']
+    for level in range(1, levels):
+        lines.append(f"a{level}: &a{level} [" + ",".join([f"*a{level - 1}"] * 9) + "]")
+    return "lake: lake\n" + "\n".join(lines) + "\n"
+
+
+def test_a_yaml_alias_bomb_is_refused_with_a_short_message(tmp_path: Path) -> None:
+    body = alias_bomb()
+    assert len(body) < 400
+    message = error_for(tmp_path, body)
+    assert len(message) < 1000
+    assert str(tmp_path / "bucketlake.yaml") in message
+    assert "aliases" in message and "expands to more than" in message
+
+
+def test_a_recursive_alias_is_refused(tmp_path: Path) -> None:
+    message = error_for(tmp_path, "lake: &loop [lake, *loop]\n")
+    assert "line 1, column 7 holds an alias of itself" in message
+
+
+def test_deeply_nested_values_are_refused(tmp_path: Path) -> None:
+    message = error_for(tmp_path, "lake: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert "values nest too deeply" in message
+
+
+def test_aliases_that_share_settings_are_accepted(tmp_path: Path) -> None:
+    body = (
+        "lake: lake\n"
+        "sources:\n"
+        "  - {name: cams, uri: cams, <<: &shared {batch_size: 50, verify: header}}\n"
+        "  - {name: phones, uri: phones, <<: *shared}\n"
+    )
+    config = load_config(write(tmp_path, body))
+    assert [(s.batch_size, s.verify) for s in config.sources] == [(50, "header")] * 2
+
+
+def test_long_values_and_many_problems_give_a_bounded_message(tmp_path: Path) -> None:
+    many = {
+        "lake": "lake",
+        "sources": [{"name": f"s{i}", "uri": "x" * 5000, "batch_size": 0} for i in range(500)],
+    }
+    message = error_for(tmp_path, {**many, "sources": [*many["sources"], "y" * 100_000]})
+    assert len(message) < 5000
+    assert "sources[0].batch_size" in message
+    assert "more problems" in message
+    long_value = error_for(tmp_path, source(label_strategy="folders" + "s" * 100_000))
+    assert "sources[0].label_strategy" in long_value and "'folderss" in long_value
+    assert len(long_value) < 1000
+
+
+def test_env_fields_say_they_take_a_variable_name(tmp_path: Path) -> None:
+    message = error_for(tmp_path, source(access_key_id_env="1CAMS", secret_access_key_env="S"))
+    assert "sources[0].access_key_id_env" in message
+    assert "NAME of an environment variable" in message
+    assert "part of Dagster names" not in message
