@@ -2,17 +2,17 @@
 
 With no config file the embedded default applies: a local inbox source, a local lake and a
 local Dagster instance, all under ``.bucketlake/`` in the current folder.
+
+This module holds the models and the loading; how an invalid config is reported is in
+:mod:`resources.config_errors`, the bounded YAML loader in :mod:`resources.config_yaml`, and the
+check that the lake and ``dagster_home`` stay outside the sources in :mod:`resources.config_layout`.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import reprlib
-from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlparse
 
 import yaml
 from pydantic import (
@@ -24,16 +24,11 @@ from pydantic import (
     model_validator,
 )
 
+from resources.config_errors import format_validation_error
+from resources.config_layout import refuse_overlapping_sources
+from resources.config_yaml import AliasesTooLarge, BoundedLoader
 from resources.errors import ConfigError
-from resources.stores.open import local_path, split_bucket_uri
-from resources.stores.options import (
-    StorageOptions,
-    env_field_for,
-    is_secret_like,
-    no_options,
-    refuse_credentials_in_uri,
-    url_authority,
-)
+from resources.stores.options import StorageOptions, no_options, refuse_credentials_in_uri
 
 CONFIG_ENV = "BUCKETLAKE_CONFIG"
 DEFAULT_CONFIG_FILE = "bucketlake.yaml"
@@ -41,11 +36,6 @@ EMBEDDED_DIR = ".bucketlake"
 PILLOW_MAX_IMAGE_PIXELS = 89_478_485  # Pillow's own default decompression-bomb limit
 DEFAULT_MAX_OBJECT_BYTES = 512 * 1024 * 1024
 DEFAULT_FETCH_DEADLINE_SECONDS = 300.0
-#: The most values a config may hold once its aliases are expanded (real ones hold hundreds).
-MAX_CONFIG_VALUES = 50_000
-#: An invalid config's message lists this many problems at most, and is this long at most.
-MAX_LISTED_PROBLEMS = 20
-MAX_MESSAGE_CHARS = 6000
 
 LabelStrategy = Literal["folder", "split-folders", "filename", "none"]
 VerifyLevel = Literal["full", "header", "none"]
@@ -245,26 +235,7 @@ class BucketlakeConfig(BaseModel):
 
     @model_validator(mode="after")
     def _lake_and_instance_outside_sources(self) -> BucketlakeConfig:
-        lake_endpoint = None if isinstance(self.lake, str) else self.lake.endpoint_url
-        lake = _place(self.lake_uri, lake_endpoint)
-        home = _place(str(self.dagster_home_path), None)
-        for source in self.sources:
-            if source.uri is None:
-                continue  # a manifest lists its objects: nothing is found by listing a folder
-            uri = self.resolve(source.uri)
-            place = _place(uri, source.endpoint_url)
-            if (relation := _relation(lake, place)) is not None:
-                raise ValueError(
-                    f"the lake ({self.lake_uri}) {relation} source {source.name!r} ({uri}): "
-                    "every sync would take the lake's own tables, commit markers and leases as "
-                    "new objects; move the lake to a folder or prefix outside every source"
-                )
-            if (relation := _relation(home, place)) is not None:
-                raise ValueError(
-                    f"dagster_home ({self.dagster_home_path}) {relation} source {source.name!r} "
-                    f"({uri}): every sync would take the Dagster instance's files as new "
-                    "objects; set dagster_home to a folder outside the source"
-                )
+        refuse_overlapping_sources(self)
         return self
 
     def source(self, name: str) -> SourceConfig:
@@ -321,34 +292,6 @@ class BucketlakeConfig(BaseModel):
         return self.path is None
 
 
-#: Where a location lies: the store (the local disk, or a bucket at an endpoint) and a prefix
-#: in it that ends with '/'; one lies inside another when its prefix starts with the other's.
-Place = tuple[tuple[str, ...], str]
-
-
-def _place(uri: str, endpoint_url: str | None) -> Place | None:
-    """Where a resolved lake or source URI lies; None for a scheme that cannot be compared."""
-    scheme = urlparse(uri).scheme if "://" in uri else ""
-    if scheme in ("", "file"):
-        return ("local",), os.path.join(os.path.realpath(local_path(uri)), "")
-    if scheme in ("s3", "gs") and url_authority(uri):
-        bucket, prefix = split_bucket_uri(uri)
-        endpoint = (endpoint_url or "").rstrip("/") if scheme == "s3" else ""
-        return (scheme, endpoint, bucket), f"/{prefix}"
-    return None
-
-
-def _relation(place: Place | None, source: Place | None) -> str | None:
-    """How ``place`` overlaps a source's place, in words; None where they are apart."""
-    if place is None or source is None or place[0] != source[0]:
-        return None
-    if place[1] == source[1]:
-        return "is the same place as"
-    if place[1].startswith(source[1]):
-        return "lies inside"
-    return "contains" if source[1].startswith(place[1]) else None
-
-
 def embedded_config(base_dir: Path | None = None) -> BucketlakeConfig:
     """The default with no config file: everything local under ``.bucketlake/``."""
     base = base_dir or Path.cwd()
@@ -369,93 +312,6 @@ def embedded_config(base_dir: Path | None = None) -> BucketlakeConfig:
     ).resolved()
 
 
-class _ShortRepr(reprlib.Repr):
-    """A short repr for error messages that never shows a secret: the values of secret-like
-    keys are hidden, and so is the part of a URL before an '@'."""
-
-    _url_user = re.compile(r"(://)[^@\s]*@")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.maxlevel, self.maxdict, self.maxlist, self.maxtuple = 3, 4, 6, 6
-        self.maxstring, self.maxother, self.maxlong = 60, 60, 40
-
-    def repr_str(self, x: str, level: int) -> str:
-        return super().repr_str(self._url_user.sub(r"\1***@", x), level)
-
-    def repr_dict(self, x: dict[Any, Any], level: int) -> str:
-        if not x:
-            return "{}"
-        if level <= 0:
-            return "{...}"
-        pieces = [
-            f"{self.repr1(key, level - 1)}: "
-            + ("<hidden>" if is_secret_like(str(key)) else self.repr1(value, level - 1))
-            for key, value in islice(x.items(), self.maxdict)
-        ]
-        if len(x) > self.maxdict:
-            pieces.append("...")
-        return "{" + ", ".join(pieces) + "}"
-
-
-_short_repr = _ShortRepr().repr
-
-
-def _named_parts(loc: tuple[Any, ...]) -> list[str | int]:
-    """The keys and indexes of an error's location, without pydantic's validator tags."""
-    return [part for part in loc if isinstance(part, int) or not part.startswith("function-")]
-
-
-def _field_path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in _named_parts(loc):
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            key = part if len(part) <= 60 else part[:57] + "..."  # an unknown key can be long
-            out += f".{key}" if out else key
-    return out or "(top level)"
-
-
-def _problem(err: Any) -> str:
-    """What one validation error says: the field, what is wrong and what to do; the value
-    given too, unless it may be a secret or is a whole mapping (its own lines show it)."""
-    parts = _named_parts(tuple(err["loc"]))
-    field = parts[-1] if parts and isinstance(parts[-1], str) else ""
-    secret = any(isinstance(part, str) and is_secret_like(part) for part in parts)
-    kind, message = err["type"], err["msg"].removeprefix("Value error, ")
-    if kind == "extra_forbidden":
-        message = (
-            "a secret never goes in the config (its value is not shown here): put it in an "
-            f"environment variable and name that variable in {env_field_for(field)}"
-            if secret
-            else "unknown key; remove it or check its spelling"
-        )
-    elif kind == "string_pattern_mismatch" and field.endswith("_env"):
-        message = (
-            "must be the NAME of an environment variable (letters, digits and underscores, not "
-            "starting with a digit), not its value: put the value in a variable and write the "
-            "variable's name here (what was given is not shown)"
-        )
-    elif kind == "string_pattern_mismatch" and field == "name":
-        message += " (letters, digits and underscores only: the name becomes part of Dagster names)"
-    hide = secret or kind == "missing" or isinstance(err.get("input"), dict)
-    got = "" if hide else f" (got {_short_repr(err.get('input'))})"
-    return f"  {_field_path(tuple(err['loc']))}: {message}{got}"
-
-
-def format_validation_error(origin: str, exc: ValidationError) -> str:
-    errors = exc.errors(include_url=False, include_context=False)
-    lines = [f"{origin} is not a valid Bucketlake config:"]
-    lines += [_problem(err) for err in errors[:MAX_LISTED_PROBLEMS]]
-    if len(errors) > MAX_LISTED_PROBLEMS:
-        lines.append(f"  ... and {len(errors) - MAX_LISTED_PROBLEMS} more problems")
-    message = "\n".join(lines)
-    if len(message) <= MAX_MESSAGE_CHARS:
-        return message
-    return message[:MAX_MESSAGE_CHARS] + " ... (cut: fix the problems above first)"
-
-
 def parse_config(data: Any, *, origin: str, base_dir: Path, path: Path | None) -> BucketlakeConfig:
     if not isinstance(data, dict):
         raise ConfigError(
@@ -466,58 +322,6 @@ def parse_config(data: Any, *, origin: str, base_dir: Path, path: Path | None) -
     except ValidationError as exc:
         raise ConfigError(format_validation_error(origin, exc)) from None
     return config.resolved()
-
-
-class _AliasesTooLarge(yaml.YAMLError):
-    """A document whose aliases expand too far, or into themselves."""
-
-
-class _BoundedLoader(yaml.SafeLoader):
-    """A SafeLoader that checks each composed document before anything is built from it.
-
-    The composer keeps an alias as one more reference to its anchor's node, so a few hundred
-    bytes of aliases of aliases ("billion laughs") stay small as nodes, yet become millions of
-    values in what validates them and in the errors that repeat them."""
-
-    def compose_document(self) -> yaml.Node | None:
-        node = super().compose_document()
-        if node is not None:
-            _expanded_size(node, sizes={}, open_nodes=set())
-        return node
-
-
-def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
-    """How many values ``node`` holds with its aliases expanded (each shared node counted once
-    per use, computed once); _AliasesTooLarge past MAX_CONFIG_VALUES or for an alias inside
-    the value it names."""
-    key = id(node)
-    if key in sizes:
-        return sizes[key]
-    if key in open_nodes:
-        raise _AliasesTooLarge(
-            f"the value at {_position(node)} holds an alias of itself; a config cannot be "
-            "recursive: write that value out"
-        )
-    open_nodes.add(key)
-    children: list[yaml.Node] = []
-    if isinstance(node, yaml.SequenceNode):
-        children = node.value
-    elif isinstance(node, yaml.MappingNode):
-        children = [part for pair in node.value for part in pair]
-    size = 1 + sum(_expanded_size(child, sizes, open_nodes) for child in children)
-    open_nodes.discard(key)
-    if size > MAX_CONFIG_VALUES:
-        raise _AliasesTooLarge(
-            f"the YAML expands to more than {MAX_CONFIG_VALUES:,} values through its aliases "
-            f"(the value at {_position(node)} alone does); write the config without aliases "
-            "of aliases"
-        )
-    sizes[key] = size
-    return size
-
-
-def _position(node: yaml.Node) -> str:
-    return f"line {node.start_mark.line + 1}, column {node.start_mark.column + 1}"
 
 
 def config_file(cwd: Path | None = None) -> Path | None:
@@ -541,9 +345,9 @@ def load_config(path: Path | None = None) -> BucketlakeConfig:
     if path is None:
         return embedded_config()
     path = path.absolute()
-    try:  # _BoundedLoader is a SafeLoader: no Python objects beyond plain values
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_BoundedLoader)
-    except _AliasesTooLarge as exc:
+    try:  # BoundedLoader is a SafeLoader: no Python objects beyond plain values
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=BoundedLoader)
+    except AliasesTooLarge as exc:
         raise ConfigError(f"{path}: {exc}") from None
     except RecursionError:  # PyYAML composes nested values recursively, as does the check
         raise ConfigError(
