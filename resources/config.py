@@ -258,16 +258,19 @@ class BucketlakeConfig(BaseModel):
             else lake.model_copy(update={"uri": self.resolve(lake.uri)})
         )
         sources = [
-            source.model_copy(
-                update={
-                    field: self.resolve(value)
-                    for field in ("uri", "manifest")
-                    if (value := getattr(source, field)) is not None
-                }
-            )
-            for source in self.sources
+            source.model_copy(update=self._resolved_paths(source)) for source in self.sources
         ]
         return self.model_copy(update={"lake": lake, "sources": sources})
+
+    def _resolved_paths(self, source: SourceConfig) -> dict[str, Any]:
+        paths: dict[str, Any] = {
+            field: self.resolve(value)
+            for field in ("uri", "manifest")
+            if (value := getattr(source, field)) is not None
+        }
+        if source.manifest_file_roots is not None:
+            paths["manifest_file_roots"] = [self.resolve(r) for r in source.manifest_file_roots]
+        return paths
 
     @property
     def lake_uri(self) -> str:

@@ -9,6 +9,8 @@ BucketlakeError
 │   ├── PreconditionFailed      a create-only or conditional write lost to another writer
 │   │   └── ObjectChanged       a read pinned to a version found another one
 │   ├── InvalidKey              a key that could escape its root (``..``, absolute, NUL)
+│   ├── ObjectTooLarge          larger than a read's cap (``max_object_bytes``): never read whole
+│   ├── DeadlineExceeded        a read ran past its total deadline (``fetch_deadline_seconds``)
 │   └── TransientStoreError     timeouts, 5xx, throttling: worth retrying
 └── LakeError                   the lake's table contract was violated or cannot be met
     └── LeaseHeld               another live writer holds the partition (or claim) lease
@@ -69,6 +71,15 @@ class InvalidKey(StoreError):
 
 class TransientStoreError(StoreError):
     pass
+
+
+class ObjectTooLarge(StoreError):
+    """The object is larger than the read allows (by its listed or announced size, or by the
+    bytes it streamed); no more than the cap was ever held. Retrying cannot help."""
+
+
+class DeadlineExceeded(StoreError):
+    """One object's read (retries included) took longer than its deadline allows."""
 
 
 class LakeError(BucketlakeError):

@@ -43,7 +43,17 @@ PREVIEW_COLUMNS = [
 ]
 
 #: Source settings that change item rows; a checkpoint written under others is not resumed.
-_ROW_SETTINGS = ("label_strategy", "test_fraction", "verify", "max_image_pixels", "checkpoint_rows")
+_ROW_SETTINGS = (
+    "label_strategy",
+    "test_fraction",
+    "verify",
+    "max_image_pixels",
+    "checkpoint_rows",
+    "follow_symlinks",
+    "max_object_bytes",
+    "fetch_deadline_seconds",
+    "manifest_file_roots",
+)
 
 
 def items_fingerprint(lake: Lake, batch: str, source: SourceConfig) -> str:

@@ -15,6 +15,17 @@ store, its clients and credentials stay in the step), and the workers only descr
 ImageHash and nothing else, no Dagster, no cloud clients: it starts in a fraction of a second.
 Groups of items travel to the workers together, and a bounded window of groups is in flight,
 so memory holds a few groups' bytes, never a chunk's.
+
+Objects that cannot be fetched become items with a status (``items/fetch.py``), but a store
+that is down must not turn a whole batch into ``unreadable`` rows. The rule: when every object
+of a chunk failed for a store-level reason (unavailable after the store's retries, or bad
+credentials) and nothing of this run has been fetched, the batch fails; nothing of that chunk
+is written, and the run is retried. A store with one endpoint (a bucket) is judged down sooner,
+after :data:`OUTAGE_PROBE` such objects in a row; a manifest's entries may live on many hosts,
+so there only a whole chunk counts. Once the store has answered for one object, such failures
+are that object's status, so the good items of a batch always commit. Transient failures also
+fail the step while Dagster still has retries for it (``FetchRules.raise_transient``): only its
+last attempt records them as items.
 """
 
 from __future__ import annotations
@@ -22,17 +33,29 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from ingest_assets.items.fetch import Fetched, fetch_and_describe_local, fetch_object
+from dagster import AssetExecutionContext, DagsterInvariantViolationError
+
+from ingest_assets.assets.runtime import INGEST_RETRY
+from ingest_assets.items.fetch import (
+    STORE_FAILURES,
+    UNAVAILABLE,
+    Fetched,
+    FetchRules,
+    fetch_and_describe_local,
+    fetch_object,
+)
 from ingest_assets.items.inspect import configure_pillow, describe_many
-from ingest_assets.items.rows import build_item, item_row_start
+from ingest_assets.items.rows import build_item, error_reason, is_tombstone, item_row_start
 from resources.config import SourceConfig
+from resources.errors import BadCredentials, StoreError, TransientStoreError
 from resources.stores.base import ObjectStore
 from resources.stores.local import LocalFolderStore
+from resources.stores.manifest import ManifestStore
 
 #: Modules the forkserver imports once, so that each worker starts warm (and nothing more).
 PRELOAD = ["ingest_assets.items.inspect", "ingest_assets.items.fetch"]
@@ -43,6 +66,10 @@ FETCHES_PER_WORKER = 4
 #: Objects fetched into the step per group for a remote store: with the window of groups in
 #: flight, about workers x 24 objects' bytes at most are held at once.
 REMOTE_GROUP = 4
+
+#: Objects of a one-endpoint store in a row that, failing at the store level before any object
+#: of the run was fetched, fail the batch as a store outage.
+OUTAGE_PROBE = 20
 
 #: Item rows for a chunk of raw rows, yielded in order as they are ready.
 BuildRows = Callable[[list[dict[str, Any]]], Iterator[dict[str, Any]]]
@@ -72,14 +99,19 @@ def item_builder(
     source: SourceConfig, store: ObjectStore, batch: str, workers: int
 ) -> Iterator[BuildRows]:
     """A function that turns a chunk of ``raw_items`` rows into item rows, in order, for as
-    long as the context lasts (one pool per batch)."""
+    long as the context lasts (one pool per batch). A store outage raises (the module's rule)."""
     configure_pillow(source.max_image_pixels)
+    rules = FetchRules.of(source, raise_transient=_step_retries_left())
+    probe = None if isinstance(store, ManifestStore) else OUTAGE_PROBE
+    guard = OutageGuard(source.name, batch, probe)
     if workers <= 1:
-        yield lambda chunk: (build_item(r, store, source, batch) for r in chunk)
+        yield lambda chunk: guard.watch(build_item(r, store, source, batch, rules) for r in chunk)
         return
     if source.worker_kind == "threads":
         with ThreadPoolExecutor(workers, thread_name_prefix="items") as threads:
-            yield lambda chunk: threads.map(lambda r: build_item(r, store, source, batch), chunk)
+            yield lambda chunk: guard.watch(
+                threads.map(lambda r: build_item(r, store, source, batch, rules), chunk)
+            )
         return
     with (
         ProcessPoolExecutor(
@@ -90,8 +122,65 @@ def item_builder(
         ) as pool,
         ThreadPoolExecutor(workers * FETCHES_PER_WORKER, thread_name_prefix="fetch") as fetch,
     ):
-        pipeline = _Pipeline(source, store, batch, pool, fetch, workers)
-        yield pipeline.rows
+        pipeline = _Pipeline(source, store, batch, pool, fetch, workers, rules)
+        yield lambda chunk: guard.watch(pipeline.rows(chunk))
+
+
+def _step_retries_left() -> bool:
+    """Whether Dagster runs this step again if it fails: inside a step, until its retries
+    (INGEST_RETRY) are used up; outside a run (benchmarks, direct calls), never."""
+    try:
+        context = AssetExecutionContext.get()
+    except DagsterInvariantViolationError:
+        return False
+    retry_number: int = context.retry_number
+    return retry_number < INGEST_RETRY.max_retries
+
+
+class OutageGuard:
+    """Watches a batch's item rows for a store that is down (the module's rule)."""
+
+    def __init__(self, source: str, batch: str, probe: int | None = OUTAGE_PROBE) -> None:
+        """``probe``: failures in a row that are enough to judge the store down before a chunk
+        ends (None: only a whole chunk is)."""
+        self.source, self.batch, self.probe = source, batch, probe
+        self.answered = False  # the store gave (or refused) one object of this run
+        self.failed_in_a_row = 0
+        self.last_error = ""
+
+    def watch(self, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """``rows`` (one chunk), passed on; raises before the chunk ends if the store is down."""
+        for row in rows:
+            self._note(row)
+            probed = self.probe is not None and self.failed_in_a_row >= self.probe
+            if probed and not self.answered:
+                raise self._outage()
+            yield row
+        if not self.answered and self.failed_in_a_row:
+            raise self._outage()
+
+    def _note(self, row: dict[str, Any]) -> None:
+        if is_tombstone(row):
+            return  # not fetched
+        if row["status"] == "unreadable" and error_reason(row["error"]) in STORE_FAILURES:
+            self.failed_in_a_row += 1
+            self.last_error = row["error"]
+            return
+        self.answered = True
+        self.failed_in_a_row = 0
+
+    def _outage(self) -> StoreError:
+        down = error_reason(self.last_error) == UNAVAILABLE
+        kind: type[StoreError] = TransientStoreError if down else BadCredentials
+        return kind(
+            f"source {self.source}, batch {self.batch}: none of the {self.failed_in_a_row} "
+            "objects this run tried could be fetched, so the store looks "
+            f"{'unreachable' if down else 'to refuse its credentials'}; the batch fails "
+            "rather than record them all as unreadable. Check the store (its endpoint and "
+            "credentials) and run the batch again; the last error: "
+            f"{self.last_error}",
+            store=self.source,
+        )
 
 
 class _Pipeline:
@@ -106,21 +195,29 @@ class _Pipeline:
         pool: ProcessPoolExecutor,
         fetch: ThreadPoolExecutor,
         workers: int,
+        rules: FetchRules,
     ) -> None:
         self.source, self.store, self.batch = source, store, batch
         self.pool, self.fetch, self.workers = pool, fetch, workers
+        self.rules = rules
         self.window = workers * (FETCHES_PER_WORKER + 2)
 
     def _fetch_and_send(self, group: list[dict[str, Any]]) -> Future[list[dict[str, object]]]:
         verify, max_pixels = self.source.verify, self.source.max_image_pixels
         if isinstance(self.store, LocalFolderStore):  # a worker reads a file as fast as we do
-            fields = ("key", "uri", "change_token", "deleted")
+            fields = ("key", "uri", "change_token", "deleted", "size")
             raws = [{k: raw.get(k) for k in fields} for raw in group]
-            root = str(self.store.root)
             return self.pool.submit(
-                fetch_and_describe_local, root, raws, self.batch, verify, max_pixels
+                fetch_and_describe_local,
+                str(self.store.root),
+                raws,
+                self.batch,
+                verify,
+                max_pixels,
+                self.rules,
+                self.store.follow_symlinks,
             )
-        fetched = [fetch_object(raw, self.store, self.batch) for raw in group]
+        fetched = [fetch_object(raw, self.store, self.batch, self.rules) for raw in group]
         described = self.pool.submit(describe_many, [f.data for f in fetched], verify, max_pixels)
         return _with_outcomes(fetched, described)
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from ingest_assets.items.fetch import DELETED_FROM_SOURCE, fetch_object
+from ingest_assets.items.fetch import DELETED_FROM_SOURCE, FetchRules, fetch_object
 from ingest_assets.items.identity import item_id
 from ingest_assets.items.inspect import describe_bytes
 from ingest_assets.items.labels import label_and_split
@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # the config models are Dagster Config classes: no Dagster at
     from resources.config import SourceConfig
 
 #: Bump when item rows would come out differently for the same input (invalidates checkpoints).
-ITEMS_CODE_VERSION = "items-2"
+ITEMS_CODE_VERSION = "items-3"
 
 ITEMS_SCHEMA = pa.schema(
     [
@@ -47,9 +47,10 @@ ITEMS_SCHEMA = pa.schema(
 )
 
 #: Statuses an item can have (DESIGN §1). ``missing``: deleted from its source (a tombstone, or
-#: gone when its batch fetched it); ``unreadable``: the store refused to give the object's
-#: bytes; ``superseded``: the object was rewritten after it was claimed (its new version is
-#: claimed by a later batch).
+#: gone when its batch fetched it); ``unreadable``: the store refused or could not deliver the
+#: object's bytes after retries (access, DNS, size cap, deadline, a local file outside the
+#: manifest's roots); ``superseded``: the object was rewritten after it was claimed (its new
+#: version is claimed by a later batch).
 STATUSES = ("ok", "corrupt", "missing", "unreadable", "superseded")
 
 
@@ -88,13 +89,17 @@ def item_row_start(raw: dict[str, Any], source: SourceConfig, batch: str) -> dic
 
 
 def build_item(
-    raw: dict[str, Any], store: ObjectStore, source: SourceConfig, batch: str
+    raw: dict[str, Any],
+    store: ObjectStore,
+    source: SourceConfig,
+    batch: str,
+    rules: FetchRules | None = None,
 ) -> dict[str, Any]:
-    """The ``dataset_items`` row for one ``raw_items`` row (:func:`fetch_object`, then
-    :func:`describe_bytes` of what was fetched). Bad objects become rows with a status and
-    an error."""
+    """The ``dataset_items`` row for one ``raw_items`` row (:func:`fetch_object` with
+    ``rules``, by default the source's limits, then :func:`describe_bytes` of what was
+    fetched). Bad objects become rows with a status and an error."""
     row = item_row_start(raw, source, batch)
-    fetched = fetch_object(raw, store, batch)
+    fetched = fetch_object(raw, store, batch, rules or FetchRules.of(source))
     if fetched.data is None:
         return {**row, **fetched.outcome}
     described = describe_bytes(

@@ -11,9 +11,83 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from resources.errors import InvalidKey, ObjectChanged, PreconditionFailed, StoreError
+from resources.errors import (
+    InvalidKey,
+    ObjectChanged,
+    ObjectTooLarge,
+    PreconditionFailed,
+    StoreError,
+)
+from resources.stores.retry import Deadline
 
 DEFAULT_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """Bounds on reading one object: at most ``max_bytes`` (a larger object raises
+    ObjectTooLarge, and no more than that is ever held), done within ``deadline_seconds`` in all,
+    retries included (else DeadlineExceeded). None: no bound."""
+
+    max_bytes: int | None = None
+    deadline_seconds: float | None = None
+
+    def deadline(self) -> Deadline | None:
+        """The deadline of a read that starts now."""
+        return None if self.deadline_seconds is None else Deadline.after(self.deadline_seconds)
+
+    def check_size(self, size: int | None, found: str, what: str, *, store: str, key: str) -> None:
+        """Raise ObjectTooLarge if ``size`` is known and over the cap; ``found`` says where the
+        size comes from (``"its Content-Length is"``)."""
+        if size is not None and self.max_bytes is not None and size > self.max_bytes:
+            raise self.too_large(f"{found} {size} bytes", what, store=store, key=key)
+
+    def too_large(self, found: str, what: str, *, store: str, key: str) -> ObjectTooLarge:
+        return ObjectTooLarge(
+            f"{what}: {found}, more than max_object_bytes ({self.max_bytes} bytes) allows; it "
+            "is not read. Raise the source's max_object_bytes to take objects this large",
+            store=store,
+            key=key,
+        )
+
+
+NO_LIMITS = ReadLimits()
+
+
+class BoundedBuffer:
+    """The bytes of one read as they arrive, refusing any chunk that would take it past the
+    cap (ObjectTooLarge) or that arrives past the deadline (DeadlineExceeded). A writable
+    stream, so that client libraries can download into it."""
+
+    def __init__(
+        self, limits: ReadLimits, deadline: Deadline | None, what: str, *, store: str, key: str
+    ) -> None:
+        self._limits, self._deadline = limits, deadline
+        self._what, self._store, self._key = what, store, key
+        self._data = bytearray()
+
+    def write(self, chunk: bytes) -> int:
+        cap = self._limits.max_bytes
+        if cap is not None and len(self._data) + len(chunk) > cap:
+            found = f"it sent more than {cap} bytes"
+            raise self._limits.too_large(found, self._what, store=self._store, key=self._key)
+        self._data += chunk
+        if self._deadline is not None:
+            self._deadline.check(self._what, store=self._store, key=self._key)
+        return len(chunk)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def getvalue(self) -> bytes:
+        return bytes(self._data)
+
+
+def shown_uri(uri: str) -> str:
+    """A URI as messages show it: without its query, which may hold a presigned URL's
+    signature."""
+    before, query, _ = uri.partition("?")
+    return f"{before}?..." if query else before
 
 
 @dataclass(frozen=True)
@@ -116,6 +190,17 @@ class ObjectStore(abc.ABC):
         raised: an object rewritten since it was listed never pairs its old token with new
         bytes."""
 
+    def get_bounded(
+        self, key: str, *, if_token: str | None = None, limits: ReadLimits = NO_LIMITS
+    ) -> bytes:
+        """``get`` within ``limits``: ObjectTooLarge past ``max_bytes``, DeadlineExceeded past
+        the deadline; neither is retried. Stores that read over a network stream with the cap
+        and override this; this default reads with ``get`` and checks the size after, which
+        suits a local file, whose listed size and pinned token bound what is read."""
+        data = self.get(key, if_token=if_token)
+        limits.check_size(len(data), "it holds", self.uri(key), store=self.name, key=key)
+        return data
+
     @abc.abstractmethod
     def get_range(self, key: str, start: int, length: int) -> bytes:
         """Return at most ``length`` bytes starting at ``start``."""
@@ -147,6 +232,11 @@ class ObjectStore(abc.ABC):
     @abc.abstractmethod
     def uri(self, key: str) -> str:
         """The object's full URI (``file://``, ``s3://``, ``gs://``, ``https://``)."""
+
+    def passed_over(self) -> list[tuple[str, str]]:
+        """Entries the latest listing left out, each with why (a local folder's symbolic links,
+        say); most stores list every object they hold."""
+        return []
 
     def close(self) -> None:  # noqa: B027 (a hook: most stores hold nothing to release)
         """Release the store's connections (nothing to do for stores that hold none)."""

@@ -29,15 +29,18 @@ from resources.errors import (
 )
 from resources.stores.base import (
     DEFAULT_PAGE_SIZE,
+    NO_LIMITS,
+    BoundedBuffer,
     ObjectInfo,
     ObjectStore,
+    ReadLimits,
     check_key,
     read_pinned,
 )
 from resources.stores.gcs_client import build_client, describe_credentials, key_file_from_env
 from resources.stores.gcs_errors import translate_error
 from resources.stores.options import StorageOptions
-from resources.stores.retry import DEFAULT_RETRY, RetryPolicy, call_with_retries
+from resources.stores.retry import DEFAULT_RETRY, Deadline, RetryPolicy, call_with_retries
 
 T = TypeVar("T")
 
@@ -118,8 +121,15 @@ class GCSObjectStore(ObjectStore):
         if client is not None:
             client.close()
 
-    def _call(self, operation: str, key: str | None, action: Callable[[Any], T]) -> T:
-        """Run ``action(client)``, translating provider errors and retrying transient ones."""
+    def _call(
+        self,
+        operation: str,
+        key: str | None,
+        action: Callable[[Any], T],
+        deadline: Deadline | None = None,
+    ) -> T:
+        """Run ``action(client)``, translating provider errors and retrying transient ones
+        (none past ``deadline``)."""
         uri = self.name if key is None else self.uri(key)
 
         def attempt() -> T:
@@ -138,7 +148,9 @@ class GCSObjectStore(ObjectStore):
                     bucket_missing=missing,
                 ) from exc
 
-        return call_with_retries(attempt, what=f"{operation} {uri}", policy=self.retry)
+        return call_with_retries(
+            attempt, what=f"{operation} {uri}", policy=self.retry, deadline=deadline
+        )
 
     def _bucket_missing(self, exc: google_api.NotFound, key: str | None) -> bool:
         """Whether a 404 means the bucket is missing. GCS says so in its message; emulators
@@ -215,6 +227,13 @@ class GCSObjectStore(ObjectStore):
         return self._call("head", key, reload)
 
     def get(self, key: str, *, if_token: str | None = None) -> bytes:
+        return self.get_bounded(key, if_token=if_token)
+
+    def get_bounded(
+        self, key: str, *, if_token: str | None = None, limits: ReadLimits = NO_LIMITS
+    ) -> bytes:
+        """The object's bytes, streamed into a buffer that refuses to pass the cap or the
+        deadline (socket timeouts are shortened to end by it too)."""
         if if_token is not None and not if_token.isdigit():
             raise StoreError(
                 f"{self.name}: {key!r}: {if_token!r} is not a GCS generation; pin reads to the "
@@ -223,16 +242,18 @@ class GCSObjectStore(ObjectStore):
                 key=key,
             )
         pin = {} if if_token is None else {"if_generation_match": int(if_token)}
+        deadline = limits.deadline()
 
         def download(client: Any) -> bytes:
             blob = self._blob(client, key)
-            data: bytes = blob.download_as_bytes(retry=None, timeout=REQUEST_TIMEOUT, **pin)
+            data = BoundedBuffer(limits, deadline, self.uri(key), store=self.name, key=key)
+            blob.download_to_file(data, retry=None, timeout=_timeout_by(deadline), **pin)
             # Emulators that ignore ifGenerationMatch still say which generation they sent.
             if if_token is not None and str(blob.generation) != if_token:
                 raise ObjectChanged.rewritten(self.name, key, if_token)
-            return data
+            return data.getvalue()
 
-        return read_pinned(self, key, if_token, lambda: self._call("get", key, download))
+        return read_pinned(self, key, if_token, lambda: self._call("get", key, download, deadline))
 
     def get_range(self, key: str, start: int, length: int) -> bytes:
         if start < 0 or length < 0:
@@ -347,3 +368,11 @@ class GCSObjectStore(ObjectStore):
             store=self.name,
             key=key,
         )
+
+
+def _timeout_by(deadline: Deadline | None) -> tuple[float, float]:
+    """The request timeout, shortened so that a stalled read ends by the deadline."""
+    if deadline is None:
+        return REQUEST_TIMEOUT
+    connect, read = REQUEST_TIMEOUT
+    return deadline.within(connect), deadline.within(read)

@@ -6,20 +6,34 @@ An entry's key is its ``reference_id``. Its change token is a hash of its locati
 an entry whose location or metadata changes is claimed again; its ``last_modified`` is the
 manifest's own, so batching waits run from when the manifest last changed. Sizes come from an
 optional ``size`` field, else 0 until the object is fetched (``head`` gives the real size).
+
+A manifest is data too, so a ``file://`` (or plain or relative path) entry is read only if it
+lies, symbolic links resolved, under one of the folders the source allows
+(``manifest_file_roots``; by default the manifest's own folder for a manifest on the local disk,
+and none for a remote one): ``file:///etc/passwd`` or ``../../etc/passwd`` in a manifest, or a
+link that leads out, is refused with AccessDenied, and the file is never opened.
 """
 
 from __future__ import annotations
 
 import bisect
 import mimetypes
+import os
 import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
-from resources.errors import ObjectChanged, ObjectNotFound, StoreError
-from resources.stores.base import DEFAULT_PAGE_SIZE, ObjectInfo, ObjectStore
+from resources.errors import AccessDenied, ObjectChanged, ObjectNotFound, StoreError
+from resources.stores.base import (
+    DEFAULT_PAGE_SIZE,
+    NO_LIMITS,
+    ObjectInfo,
+    ObjectStore,
+    ReadLimits,
+    shown_uri,
+)
 from resources.stores.http import HttpStore
 from resources.stores.manifest_parse import ManifestEntry, manifest_format, parse_manifest
 from resources.stores.options import StorageOptions, no_options
@@ -49,12 +63,18 @@ class ManifestStore(ObjectStore):
         options: StorageOptions | None = None,
         *,
         retry: RetryPolicy = DEFAULT_RETRY,
+        file_roots: list[str] | None = None,
     ) -> None:
+        """``file_roots``: the folders local entries may lie under (the source's
+        ``manifest_file_roots``); None: the manifest's own folder if it is on the local disk,
+        else none."""
         self.manifest_uri = manifest_uri
         self.name = f"manifest {manifest_uri}"
         self._options = options or no_options()
         self._retry = retry
         manifest_format(manifest_uri)  # an unsupported extension fails before any I/O
+        self._file_roots = _real_roots(manifest_uri, file_roots)
+        self._roots_given = file_roots is not None
         self._listing_lock = threading.Lock()  # one reader of the manifest at a time
         self._stores_lock = threading.Lock()
         self._listing: _Listing | None = None
@@ -76,7 +96,7 @@ class ManifestStore(ObjectStore):
             info = self._http().head_url(self.manifest_uri)
             data = self._http().get_url(self.manifest_uri)
         else:
-            store, name = self._store_for(self.manifest_uri)
+            store, name = self._manifest_file()
             try:
                 info = store.head(name)
                 data = store.get(name)
@@ -113,23 +133,61 @@ class ManifestStore(ObjectStore):
                 )
             return self._http_store
 
-    def _store_for(self, location: str) -> tuple[ObjectStore, str]:
-        """The store holding a non-HTTP location, and the location's key in it: one store per
-        bucket for ``s3://``/``gs://``, per folder for local files."""
-        from resources.stores.open import local_path, open_store
+    def _manifest_file(self) -> tuple[ObjectStore, str]:
+        """The store holding the manifest itself (which the config names: no roots apply)."""
+        from resources.stores.open import local_path
 
+        scheme = urlparse(self.manifest_uri).scheme if "://" in self.manifest_uri else ""
+        if scheme in ("s3", "gs"):
+            return self._store_for(self.manifest_uri)
+        path = local_path(self.manifest_uri)
+        return self._store_at(str(path.parent)), path.name
+
+    def _store_for(self, location: str) -> tuple[ObjectStore, str]:
+        """The store holding an entry's non-HTTP location, and the location's key in it: one
+        store per bucket for ``s3://``/``gs://``, per folder for local files (which must lie
+        under the file roots, links resolved)."""
         scheme = urlparse(location).scheme if "://" in location else ""
         if scheme in ("s3", "gs"):
             parsed = urlparse(location)
-            root, key = f"{scheme}://{parsed.netloc}", parsed.path.lstrip("/")
-        else:
-            path = local_path(location)
-            root, key = str(path.parent), path.name
+            return self._store_at(f"{scheme}://{parsed.netloc}"), parsed.path.lstrip("/")
+        real = self._allowed_file(location)
+        return self._store_at(os.path.dirname(real)), os.path.basename(real)
+
+    def _allowed_file(self, location: str) -> str:
+        """The real path of a local entry (links resolved), or AccessDenied if it lies outside
+        every file root. The real path is what is read, so a link swapped in afterwards is not
+        followed (local folders do not follow links)."""
+        from resources.stores.open import local_path
+
+        path = os.path.normpath(local_path(location))
+        real = os.path.realpath(path)
+        if any(_is_under(real, root) for root in self._file_roots):
+            return real
+        resolved = "" if real == path else f" (it resolves to {real})"
+        raise AccessDenied(
+            f"{self.name}: {shown_uri(location)}{resolved} lies outside the folders local files "
+            f"may be read from ({self._roots_in_words()}); it is not read. To take it, add its "
+            "folder to the source's manifest_file_roots",
+            store=self.name,
+            key=location,
+        )
+
+    def _roots_in_words(self) -> str:
+        if self._roots_given:
+            return f"manifest_file_roots: {', '.join(self._file_roots) or 'none'}"
+        if self._file_roots:
+            return f"manifest_file_roots not set: the manifest's own folder, {self._file_roots[0]}"
+        return "manifest_file_roots not set: none, for a manifest that is not on the local disk"
+
+    def _store_at(self, root: str) -> ObjectStore:
+        from resources.stores.open import open_store
+
         with self._stores_lock:
             store = self._stores.get(root)
             if store is None:
                 store = self._stores[root] = open_store(root, self._options)
-        return store, key
+        return store
 
     # -- reading ---------------------------------------------------------------------------
     def list_page(
@@ -173,16 +231,22 @@ class ManifestStore(ObjectStore):
         return self._info(entry, self._current().last_modified, found.size, found.content_type)
 
     def get(self, key: str, *, if_token: str | None = None) -> bytes:
-        """The bytes at the entry's location. ``if_token`` is the entry's token: it names the
-        manifest entry (location and metadata), so an entry changed in the manifest since it
-        was listed raises ObjectChanged; the object the entry points at is not pinned."""
+        return self.get_bounded(key, if_token=if_token)
+
+    def get_bounded(
+        self, key: str, *, if_token: str | None = None, limits: ReadLimits = NO_LIMITS
+    ) -> bytes:
+        """The bytes at the entry's location, read within ``limits`` by the store that holds
+        it. ``if_token`` is the entry's token: it names the manifest entry (location and
+        metadata), so an entry changed in the manifest since it was listed raises
+        ObjectChanged; the object the entry points at is not pinned."""
         entry = self._entry(key)
         if if_token is not None and entry.change_token != if_token:
             raise ObjectChanged.rewritten(self.name, key, if_token)
         if _is_http(entry.location):
-            return self._http().get_url(entry.location)
+            return self._http().get_url(entry.location, limits)
         store, name = self._store_for(entry.location)
-        return store.get(name)
+        return store.get_bounded(name, limits=limits)
 
     def get_range(self, key: str, start: int, length: int) -> bytes:
         entry = self._entry(key)
@@ -212,5 +276,20 @@ class ManifestStore(ObjectStore):
         )
 
 
+def _is_under(real: str, root: str) -> bool:
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+
+
 def _is_http(location: str) -> bool:
     return location.startswith(("http://", "https://"))
+
+
+def _real_roots(manifest_uri: str, roots: list[str] | None) -> list[str]:
+    """The folders local entries may lie under, links resolved: ``roots`` (paths or
+    ``file://`` URIs), or by default the folder of a local manifest (none for a remote one)."""
+    from resources.stores.open import local_path
+
+    if roots is None:
+        remote = "://" in manifest_uri and urlparse(manifest_uri).scheme != "file"
+        roots = [] if remote else [str(local_path(manifest_uri).absolute().parent)]
+    return [os.path.realpath(local_path(root)) for root in roots]

@@ -31,13 +31,16 @@ from resources.errors import (
 )
 from resources.stores.base import (
     DEFAULT_PAGE_SIZE,
+    NO_LIMITS,
+    BoundedBuffer,
     ObjectInfo,
     ObjectStore,
+    ReadLimits,
     check_key,
     read_pinned,
 )
 from resources.stores.options import StorageOptions
-from resources.stores.retry import DEFAULT_RETRY, RetryPolicy, call_with_retries
+from resources.stores.retry import DEFAULT_RETRY, Deadline, RetryPolicy, call_with_retries
 from resources.stores.s3_client import build_client, describe_credentials, resource_from_options
 from resources.stores.s3_errors import error_code, http_status, translate_error
 from resources.stores.s3_listing import list_objects, list_versions
@@ -46,6 +49,8 @@ T = TypeVar("T")
 
 #: S3's limit on keys per listing request.
 MAX_LIST_KEYS = 1000
+#: Bytes read from a response body at a time (the cap and the deadline are checked per chunk).
+READ_CHUNK = 64 * 1024
 
 
 class S3ObjectStore(ObjectStore):
@@ -133,8 +138,15 @@ class S3ObjectStore(ObjectStore):
             endpoint=endpoint,
         )
 
-    def _call(self, action: str, key: str | None, request: Callable[[Any], T]) -> T:
-        """Run ``request(client)`` with retries, translating provider errors."""
+    def _call(
+        self,
+        action: str,
+        key: str | None,
+        request: Callable[[Any], T],
+        deadline: Deadline | None = None,
+    ) -> T:
+        """Run ``request(client)`` with retries (none past ``deadline``), translating provider
+        errors."""
 
         def attempt() -> T:
             client = self.client()
@@ -143,7 +155,9 @@ class S3ObjectStore(ObjectStore):
             except (ClientError, BotoCoreError, urllib3.exceptions.HTTPError) as exc:
                 raise self.translate_error(exc, action, key) from exc
 
-        return call_with_retries(attempt, what=self._where(action, key), policy=self.retry)
+        return call_with_retries(
+            attempt, what=self._where(action, key), policy=self.retry, deadline=deadline
+        )
 
     def _where(self, action: str, key: str | None) -> str:
         return f"{self.name}: {action}" + ("" if key is None else f" {key!r}")
@@ -242,22 +256,37 @@ class S3ObjectStore(ObjectStore):
         return self._info(key, self._call("head", key, request), versioned)
 
     def get(self, key: str, *, if_token: str | None = None) -> bytes:
+        return self.get_bounded(key, if_token=if_token)
+
+    def get_bounded(
+        self, key: str, *, if_token: str | None = None, limits: ReadLimits = NO_LIMITS
+    ) -> bytes:
+        """The object's bytes, streamed: a ContentLength over the cap is refused before the
+        body is read, and the body is read in chunks that may not pass the cap or the
+        deadline."""
         full = self._full_key(key)
         pin: dict[str, str] = {}
         if if_token is not None:  # "<etag>" or "<etag>@<version id>" (see _token)
             etag, _, version = if_token.partition("@")
             pin = {"IfMatch": f'"{etag}"'} | ({"VersionId": version} if version else {})
+        deadline = limits.deadline()
+        uri = f"s3://{self.bucket}/{full}"
 
         def request(client: Any) -> bytes:
             answer = client.get_object(Bucket=self.bucket, Key=full, **pin)
-            with answer["Body"] as body:
-                data = bytes(body.read())
+            body = answer["Body"]
+            with body:  # closed early, the connection is dropped, not drained
+                size = answer.get("ContentLength")
+                limits.check_size(size, "its ContentLength is", uri, store=self.name, key=key)
+                data = BoundedBuffer(limits, deadline, uri, store=self.name, key=key)
+                for chunk in body.iter_chunks(READ_CHUNK):
+                    data.write(chunk)
             # Compatible servers that ignore If-Match still say which version they sent.
             if if_token is not None and self._token(answer, "@" in if_token) != if_token:
                 raise ObjectChanged.rewritten(self.name, key, if_token)
-            return data
+            return data.getvalue()
 
-        return read_pinned(self, key, if_token, lambda: self._call("get", key, request))
+        return read_pinned(self, key, if_token, lambda: self._call("get", key, request, deadline))
 
     def get_range(self, key: str, start: int, length: int) -> bytes:
         full = self._full_key(key)

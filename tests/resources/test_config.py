@@ -36,6 +36,17 @@ def test_a_valid_config_resolves_paths_against_its_folder(tmp_path: Path) -> Non
     assert config.resolve("s3://bucket/prefix") == "s3://bucket/prefix"
 
 
+def test_manifest_file_roots_resolve_against_the_configs_folder(tmp_path: Path) -> None:
+    body = {
+        "lake": "lake",
+        "sources": [
+            {"name": "m", "manifest": "lists/m.jsonl", "manifest_file_roots": ["photos", "/srv"]}
+        ],
+    }
+    (m,) = load_config(write(tmp_path, body)).sources
+    assert m.manifest_file_roots == [str(tmp_path / "photos"), "/srv"]
+
+
 def test_unknown_label_strategy_names_field_value_and_allowed_values(tmp_path: Path) -> None:
     message = error_for(tmp_path, source(label_strategy="folders"))
     assert "sources[0].label_strategy" in message

@@ -13,10 +13,13 @@ import pytest
 from resources.errors import (
     AccessDenied,
     BadCredentials,
+    DeadlineExceeded,
     ObjectNotFound,
+    ObjectTooLarge,
     StoreError,
     TransientStoreError,
 )
+from resources.stores.base import ReadLimits
 from resources.stores.http import MAX_REDIRECTS, HttpStore
 from resources.stores.http_addresses import (
     AddressRefused,
@@ -25,6 +28,7 @@ from resources.stores.http_addresses import (
     refused_address_reason,
 )
 from resources.stores.retry import RetryPolicy
+from tests.resources.stores.misbehaving_http import HUGE, MisbehavingServer, serve_misbehaving
 from tests.servers import free_port
 from tests.servers.http import HttpFiles
 
@@ -259,3 +263,68 @@ def test_unknown_host_names_the_url() -> None:
         store.get_url(url)
     assert "cannot resolve host 'no-such-host.invalid'" in str(caught.value)
     assert url in str(caught.value)
+
+
+def test_a_presigned_urls_query_stays_out_of_messages(
+    store: HttpStore, http_files: HttpFiles
+) -> None:
+    url = http_files.url(f"_status/403/{uuid.uuid4().hex}") + "?X-Amz-Signature=s3cr3t"
+    with pytest.raises(AccessDenied) as caught:
+        store.get_url(url)
+    assert "s3cr3t" not in str(caught.value)
+    assert url.partition("?")[0] + "?..." in str(caught.value)
+
+
+# -- limits: size and deadline -----------------------------------------------------------------
+@pytest.fixture
+def misbehaving() -> Iterator[MisbehavingServer]:
+    with serve_misbehaving() as server:
+        yield server
+
+
+def test_a_content_length_over_the_cap_is_refused_unread_and_not_retried(
+    store: HttpStore, misbehaving: MisbehavingServer
+) -> None:
+    path = f"announce-huge/{uuid.uuid4().hex}"
+    with pytest.raises(ObjectTooLarge) as caught:
+        store.get_url(misbehaving.url(path), ReadLimits(max_bytes=1000))
+    message = str(caught.value)
+    assert f"its Content-Length is {HUGE} bytes" in message
+    assert "max_object_bytes (1000 bytes)" in message
+    assert misbehaving.count(path) == 1
+
+
+def test_a_body_without_a_length_is_cut_off_at_the_cap(
+    store: HttpStore, misbehaving: MisbehavingServer
+) -> None:
+    path = f"unsized/200000/{uuid.uuid4().hex}"
+    with pytest.raises(ObjectTooLarge, match="it sent more than 1000 bytes"):
+        store.get_url(misbehaving.url(path), ReadLimits(max_bytes=1000))
+    assert misbehaving.count(path) == 1
+    within = f"unsized/900/{uuid.uuid4().hex}"
+    assert store.get_url(misbehaving.url(within), ReadLimits(max_bytes=1000)) == b"\0" * 900
+
+
+def test_a_trickling_server_is_cut_off_at_the_deadline_and_not_retried(
+    store: HttpStore, misbehaving: MisbehavingServer
+) -> None:
+    """One byte every 0.2 s never trips the per-read timeout; the total deadline stops it."""
+    path = f"trickle/100/0.2/{uuid.uuid4().hex}"
+    with pytest.raises(DeadlineExceeded) as caught:
+        store.get_url(misbehaving.url(path), ReadLimits(deadline_seconds=0.5))
+    assert "fetch_deadline_seconds (0.5 s)" in str(caught.value)
+    assert misbehaving.count(path) == 1
+
+
+def test_a_server_that_stalls_is_cut_off_at_the_deadline_across_retries(
+    misbehaving: MisbehavingServer,
+) -> None:
+    """A byte every 10 s: each read times out (the timeout shortened to the deadline), and no
+    retry starts once the deadline has passed."""
+    path = f"trickle/5/10/{uuid.uuid4().hex}"
+    with (
+        HttpStore(allow_private_addresses=True, retry=QUICK, timeout=30) as store,
+        pytest.raises(DeadlineExceeded, match=r"last error: .*timed out") as caught,
+    ):
+        store.get_url(misbehaving.url(path), ReadLimits(deadline_seconds=0.5))
+    assert "fetch_deadline_seconds (0.5 s)" in str(caught.value)

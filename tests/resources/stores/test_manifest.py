@@ -13,7 +13,14 @@ from urllib.parse import quote
 
 import pytest
 
-from resources.errors import AccessDenied, ObjectChanged, ObjectNotFound, StoreError
+from resources.errors import (
+    AccessDenied,
+    ObjectChanged,
+    ObjectNotFound,
+    ObjectTooLarge,
+    StoreError,
+)
+from resources.stores.base import ReadLimits
 from resources.stores.manifest import ManifestStore
 from resources.stores.manifest_parse import InvalidManifest, parse_manifest
 from resources.stores.open import open_source_store
@@ -390,6 +397,89 @@ def test_https_locations_refuse_private_addresses_by_default(
     assert http_files.count(f"/{served}/x.jpg") == 0
 
 
+# -- local files: only under the manifest's file roots -----------------------------------------
+@pytest.fixture
+def hostile_manifest(tmp_path: Path) -> Path:
+    """A manifest in ``tmp_path/shared`` with one good entry and three that lead out of its
+    folder: an absolute file:// URI, a relative path climbing out, and a link to a file
+    outside."""
+    folder, outside = tmp_path / "shared", tmp_path / "private"
+    folder.mkdir()
+    outside.mkdir()
+    (folder / "good.jpg").write_bytes(b"good bytes")
+    (outside / "secret.jpg").write_bytes(b"secret bytes")
+    (folder / "link.jpg").symlink_to(outside / "secret.jpg")
+    climb = "../" * len(folder.parts)
+    return write_jsonl(
+        folder / "m.jsonl",
+        {"image_location": "good.jpg", "reference_id": "good"},
+        {"image_location": "file:///etc/passwd", "reference_id": "passwd"},
+        {"image_location": f"{climb}etc/passwd", "reference_id": "climb"},
+        {"image_location": "link.jpg", "reference_id": "link"},
+    )
+
+
+def test_local_files_outside_the_manifests_folder_are_refused(
+    hostile_manifest: Path, open_manifest: Any
+) -> None:
+    store = open_manifest(hostile_manifest)
+    assert store.get("good") == b"good bytes"
+    for key in ("passwd", "climb", "link"):
+        with pytest.raises(AccessDenied, match="manifest_file_roots") as caught:
+            store.get(key)
+        assert f"the manifest's own folder, {hostile_manifest.parent}" in str(caught.value)
+        with pytest.raises(AccessDenied):
+            store.head(key)
+    with pytest.raises(AccessDenied, match=r"link\.jpg \(it resolves to .*/private/secret\.jpg\)"):
+        store.get("link")
+
+
+def test_manifest_file_roots_say_which_folders_files_may_come_from(
+    hostile_manifest: Path, tmp_path: Path
+) -> None:
+    with ManifestStore(
+        str(hostile_manifest), retry=QUICK, file_roots=[str(tmp_path / "private")]
+    ) as store:
+        assert store.get("link") == b"secret bytes"  # its real path is under a root
+        with pytest.raises(AccessDenied, match=r"manifest_file_roots: .*/private\)"):
+            store.get("good")  # the roots replace the default, the manifest's folder
+
+
+def test_a_link_that_stays_under_the_roots_is_read(tmp_path: Path, open_manifest: Any) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "a.jpg").write_bytes(b"linked bytes")
+    (tmp_path / "a.jpg").symlink_to(tmp_path / "real" / "a.jpg")
+    store = open_manifest(write_jsonl(tmp_path / "m.jsonl", {"image_location": "a.jpg"}))
+    assert store.get("a.jpg") == b"linked bytes"
+
+
+def test_a_remote_manifest_may_name_no_local_file_by_default(
+    http_files: HttpFiles, served: str, images: Path, open_manifest: Any
+) -> None:
+    location = "file://" + quote(str(images / "a.jpg"))
+    write_jsonl(http_files.root / served / "m.jsonl", {"image_location": location})
+    store = open_manifest(http_files.url(f"{served}/m.jsonl"), ALLOW_PRIVATE)
+    [entry] = store.list_page()
+    with pytest.raises(AccessDenied, match="none, for a manifest that is not on the local disk"):
+        store.get(entry.key)
+
+
+def test_bounded_reads_apply_to_every_kind_of_location(
+    http_files: HttpFiles, served: str, images: Path, tmp_path: Path, open_manifest: Any
+) -> None:
+    path = write_jsonl(
+        tmp_path / "m.jsonl",
+        {"image_location": str(images / "a.jpg"), "reference_id": "local"},
+        {"image_location": http_files.url(f"{served}/x.jpg"), "reference_id": "http"},
+    )
+    store = open_manifest(path, ALLOW_PRIVATE)
+    small = ReadLimits(max_bytes=5)
+    for key in ("local", "http"):
+        with pytest.raises(ObjectTooLarge, match=r"max_object_bytes \(5 bytes\)"):
+            store.get_bounded(key, limits=small)
+    assert store.get_bounded("http", limits=ReadLimits(max_bytes=100)) == b"served x.jpg"
+
+
 def test_manifest_sources_are_read_only(tmp_path: Path, open_manifest: Any) -> None:
     store = open_manifest(write_jsonl(tmp_path / "m.jsonl", {"image_location": "s3://b/a.jpg"}))
     with pytest.raises(StoreError, match="a manifest source is read-only"):
@@ -400,7 +490,8 @@ def test_manifest_sources_are_read_only(tmp_path: Path, open_manifest: Any) -> N
 
 def test_a_source_with_a_manifest_opens_a_manifest_store(project: Project, images: Path) -> None:
     write_jsonl(project.root / "m.jsonl", {"image_location": str(images / "a.jpg")})
-    project.write_config(uri=None, manifest="m.jsonl")
+    # The images lie outside the manifest's folder: the source names their folder as a root.
+    project.write_config(uri=None, manifest="m.jsonl", manifest_file_roots=[str(images)])
     config = project.config
     store = open_source_store(config.sources[0])
     assert isinstance(store, ManifestStore)
