@@ -30,6 +30,7 @@ from resources.config import BucketlakeConfig, load_config
 from resources.lake.tables import Lake
 from resources.project import project_resources
 from resources.stores.local import LocalFolderStore
+from resources.stores.open import open_source_store
 
 pytest_plugins = ["tests.servers.gcs", "tests.servers.http", "tests.servers.seaweed"]
 
@@ -57,9 +58,10 @@ class Project:
 
     def claim(self, *, registered: set[str] | None = None) -> ClaimResult:
         """Claim everything in the inbox now, as ``bucketlake sync`` does (the local lake)."""
+        source = self.config.source("inbox")
         return Claimer(
-            self.config.source("inbox"),
-            LocalFolderStore(self.inbox),
+            source,
+            open_source_store(source),
             LocalFolderStore(self.root / "lake"),
             claimer="test",
         ).claim(registered=registered or set(), close_all=True)

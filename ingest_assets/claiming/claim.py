@@ -31,9 +31,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from ingest_assets.claiming.globs import KeyFilter
-from resources.errors import LakeError, PreconditionFailed, StoreError
+from resources.errors import InvalidKey, LakeError, PreconditionFailed, StoreError
 from resources.lake.datapool import (
     CLAIM_LEASE,
     DatapoolRecord,
@@ -255,6 +256,8 @@ class Claimer:
         elif result.exhausted:  # what sorts after the last key listed is gone too
             for entry in record.entries(found.previous):
                 self._gone(entry, found, now)
+        if passed_over := self.store.passed_over():
+            result.warning = "\n".join(w for w in (result.warning, _left_out(passed_over)) if w)
         batches, pending = cut_batches(
             found.new,
             batch_size=self.source.batch_size,
@@ -339,6 +342,27 @@ class Claimer:
         tombstones = [v for v in versions if isinstance(v, Tombstone)]
         had = self.record.uris_claimed(tombstones) if tombstones else {}
         return [
-            had[v.key] if isinstance(v, Tombstone) and v.key in had else self.store.uri(v.key)
+            had[v.key]
+            if isinstance(v, Tombstone) and v.key in had
+            else listed_uri(self.store, v.key)
             for v in versions
         ]
+
+
+def listed_uri(store: ObjectStore, key: str) -> str:
+    """The URI of a listed object. A key the store cannot address (a backslash, an empty
+    segment: names the listing gives but keys refuse) is still claimed, so that its item says
+    why it has no bytes instead of the whole source stopping; its URI is spelled out as
+    listed."""
+    try:
+        return store.uri(key)
+    except InvalidKey:
+        root = store.uri("_")[:-1]
+        return root + (quote(key) if root.startswith("file://") else key)
+
+
+def _left_out(passed_over: list[tuple[str, str]], shown: int = 5) -> str:
+    """What a listing left out, for the claimer's log: how many, and the first few."""
+    lines = [f"{key}: {why}" for key, why in passed_over[:shown]]
+    more = f" (and {len(passed_over) - shown} more)" if len(passed_over) > shown else ""
+    return f"left out {len(passed_over)} entries of the source{more}: " + "; ".join(lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import errno
 import fcntl
 import functools
 import itertools
@@ -86,9 +87,40 @@ class LocalFolderStore(ObjectStore):
     a folder sorting as its name plus ``/``), so ``start_after`` cursors work as they do on S3.
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, follow_symlinks: bool = False) -> None:
         self.root = Path(root).absolute()
         self.name = f"local folder {self.root}"
+        self.follow_symlinks = follow_symlinks
+        self._real_root = os.path.realpath(self.root)
+        self._passed_over: list[tuple[str, str]] = []
+
+    def passed_over(self) -> list[tuple[str, str]]:
+        return list(self._passed_over)
+
+    # -- symbolic links ----------------------------------------------------------------------
+    def _inside(self, real: str) -> bool:
+        """Whether a resolved path lies in the root (resolved again once, if the root itself
+        was made or moved since)."""
+        for _ in range(2):
+            if real == self._real_root or real.startswith(self._real_root.rstrip(os.sep) + os.sep):
+                return True
+            fresh = os.path.realpath(self.root)
+            if fresh == self._real_root:
+                return False
+            self._real_root = fresh
+        return False
+
+    def _refuse_link(self, path: str) -> str | None:
+        """Why the symbolic link at ``path`` is not taken as an object, or None if it is: links
+        are taken only with ``follow_symlinks``, and then only links to a file in the root."""
+        if not self.follow_symlinks:
+            return "a symbolic link (set follow_symlinks: true to take links within the source)"
+        real = os.path.realpath(path)
+        if not self._inside(real):
+            return "a symbolic link that leads out of the source's folder"
+        if not os.path.isfile(real):
+            return "a symbolic link to no file (a folder, a loop of links, or nothing)"
+        return None
 
     # -- paths -----------------------------------------------------------------------------
     def _path(self, key: str) -> Path:
@@ -110,6 +142,7 @@ class LocalFolderStore(ObjectStore):
         whole listing (paging with ``list_page`` reads the folders on the way to each page's
         cursor again). A file deleted meanwhile is left out; one added to a folder already
         read shows in the next listing."""
+        self._passed_over = []
         if not self.root.is_dir():
             return
         walk = self._walk(self.root, "", prefix, start_after)
@@ -129,6 +162,8 @@ class LocalFolderStore(ObjectStore):
                     yield _info(key, entry.stat())
                 except FileNotFoundError:
                     continue  # deleted while listing
+                except OSError as exc:  # e.g. a link changed into a loop since it was read
+                    self._passed_over.append((key, f"cannot be read: {exc.strerror}"))
             else:
                 stack.pop()
 
@@ -148,6 +183,13 @@ class LocalFolderStore(ObjectStore):
         named: list[tuple[str, os.DirEntry[str], bool]] = []
         for entry in entries:
             if entry.name.startswith(TEMP_PREFIX):
+                continue
+            if entry.is_symlink():
+                refused = self._refuse_link(entry.path)
+                if refused is None:
+                    named.append((entry.name, entry, False))
+                elif (rel + entry.name).startswith(prefix):
+                    self._passed_over.append((rel + entry.name, refused))
                 continue
             if entry.is_dir(follow_symlinks=False):
                 named.append((entry.name + "/", entry, True))
@@ -183,11 +225,20 @@ class LocalFolderStore(ObjectStore):
     @contextlib.contextmanager
     def _open(self, key: str) -> Iterator[BinaryIO]:
         path = self._path(key)
+        flags = os.O_RDONLY | (0 if self.follow_symlinks else os.O_NOFOLLOW)
         try:
-            handle = open(path, "rb")  # noqa: SIM115 (closed below)
+            handle = os.fdopen(os.open(path, flags), "rb")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise ObjectNotFound(
                 f"{self.name}: no object {key!r}", store=self.name, key=key
+            ) from exc
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            raise AccessDenied(
+                f"{self.name}: {key!r} is {self._refuse_link(str(path)) or 'a loop of links'}",
+                store=self.name,
+                key=key,
             ) from exc
         except PermissionError as exc:
             raise AccessDenied(
@@ -196,7 +247,23 @@ class LocalFolderStore(ObjectStore):
                 key=key,
             ) from exc
         with handle:
+            self._stay_inside(key, handle.fileno())
             yield handle
+
+    def _stay_inside(self, key: str, fd: int) -> None:
+        """Refuse a file opened through a folder that is a link out of the root (a key's
+        folders may be links, or be swapped for links after the listing)."""
+        try:
+            real = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            real = os.path.realpath(self._path(key))
+        if not self._inside(real):
+            raise AccessDenied(
+                f"{self.name}: {key!r} leads out of the folder through a symbolic link; it is "
+                "not read",
+                store=self.name,
+                key=key,
+            )
 
     def _read(self, key: str, start: int = 0, length: int | None = None) -> bytes:
         with self._open(key) as handle:

@@ -89,6 +89,10 @@ def open_source_store(source: SourceConfig) -> ObjectStore:
     if source.manifest is not None:
         from resources.stores.manifest import ManifestStore
 
-        return ManifestStore(source.manifest, source.storage())
+        return ManifestStore(
+            source.manifest, source.storage(), file_roots=source.manifest_file_roots
+        )
     assert source.uri is not None
+    if urlparse(source.uri).scheme in ("", "file"):
+        return LocalFolderStore(local_path(source.uri), follow_symlinks=source.follow_symlinks)
     return open_store(source.uri, source.storage())

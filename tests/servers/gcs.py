@@ -44,8 +44,11 @@ def fake_gcs_binary() -> Path:
 class FakeGCS:
     """One fake-gcs-server process on a loopback port, its data under ``root``."""
 
-    def __init__(self, binary: Path, folder: Path) -> None:
+    def __init__(self, binary: Path, folder: Path, backend: str = "filesystem") -> None:
         self.binary = binary
+        #: ``filesystem`` keeps objects across restarts; ``memory`` keeps names a file system
+        #: cannot hold (``a//b``: the filesystem backend stores it as ``a/b``).
+        self.backend = backend
         self.root = folder / "data"
         self.log_path = folder / "fake-gcs-server.log"
         self.port = free_port()
@@ -63,7 +66,7 @@ class FakeGCS:
             "-scheme", "http",
             "-host", "127.0.0.1",
             "-port", str(self.port),
-            "-backend", "filesystem",
+            "-backend", self.backend,
             "-filesystem-root", str(self.root),
             "-external-url", self.endpoint,
             "-log-level", "warn",
@@ -148,6 +151,18 @@ class FakeGCS:
 def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGCS]:
     """fake-gcs-server for the whole session, stopped at its end."""
     server = FakeGCS(fake_gcs_binary(), tmp_path_factory.mktemp("fake-gcs"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_gcs_in_memory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGCS]:
+    """A fake-gcs-server that keeps objects in memory, for object names a file system cannot
+    hold (GCS itself takes any name); started only by the tests that need one."""
+    server = FakeGCS(fake_gcs_binary(), tmp_path_factory.mktemp("fake-gcs-memory"), "memory")
     server.start()
     try:
         yield server
