@@ -5,3 +5,7 @@ from dagster import DynamicPartitionsDefinition
 #: One partition per batch of claimed objects, keyed ``<source>_<6-digit seq>``.
 BATCHES = "batches"
 batches = DynamicPartitionsDefinition(name=BATCHES)
+
+#: One partition per registered model version, keyed ``<model>_<version>`` (the registry's key).
+MODEL_VERSIONS = "model_versions"
+model_versions = DynamicPartitionsDefinition(name=MODEL_VERSIONS)

@@ -195,6 +195,20 @@ def find_source(sources: list[SourceConfig], name: str) -> SourceConfig:
     raise ConfigError(f"no source named {name!r}; the configured sources are: {names}")
 
 
+class ModelConfig(BaseModel):
+    """A model version to register (``bucketlake add-model`` registers one from the shell)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="the model's name (letters, digits, '_' and '-')")
+    version: str = Field(description="the version (letters, digits, '_', '-' and '.')")
+    task: Literal["embedding", "classification", "detection"] = Field(
+        "detection", description="what the model gives: embeddings, classes or boxes"
+    )
+    weights: str | None = Field(None, description="where its weights are (a path or URI)")
+    labels: list[str] = Field(default_factory=list, description="its class names, in order")
+
+
 class BucketlakeConfig(BaseModel):
     """One code location's configuration."""
 
@@ -205,6 +219,9 @@ class BucketlakeConfig(BaseModel):
         "with 'uri' and storage options (endpoint_url, region, credential variables)"
     )
     sources: list[SourceConfig] = Field(default_factory=list)
+    models: list[ModelConfig] = Field(
+        default_factory=list, description="model versions registered at every sync"
+    )
     dagster_home: str = Field(
         f"{EMBEDDED_DIR}/dagster_home",
         description="The Dagster instance every entry point uses (relative to the config file) "

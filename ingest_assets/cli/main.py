@@ -1,4 +1,5 @@
-"""``bucketlake``: sync sources, print the instance folder. Exit 0 only on success."""
+"""``bucketlake``: sync sources, register models, print the instance folder. Exit 0 only on
+success."""
 
 from __future__ import annotations
 
@@ -35,6 +36,19 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help=f"also run batches whose runs failed {MAX_ATTEMPTS} times or more",
     )
+    add_model = commands.add_parser(
+        "add-model", help="register a model version (predictions and evaluation name it)"
+    )
+    add_model.add_argument("name", help="the model's name")
+    add_model.add_argument("--version", required=True, help="the version to register")
+    add_model.add_argument("--weights", help="where its weights are (a path or URI)")
+    add_model.add_argument(
+        "--task",
+        choices=["embedding", "classification", "detection"],
+        default="detection",
+        help="what the model gives (default: detection)",
+    )
+    add_model.add_argument("--labels", help="its class names, comma-separated, in order")
     commands.add_parser("home", help="create the Dagster instance folder if needed; print it")
     verify = commands.add_parser(
         "verify-source", help="list a source and read one object, before a large ingestion"
@@ -58,6 +72,31 @@ def _sync(args: argparse.Namespace) -> int:
     )
     print(summary(report, config))
     return 1 if report.failed or report.gave_up else 0
+
+
+def _add_model(args: argparse.Namespace) -> int:
+    from ingest_assets.cli.instance import open_instance
+    from ingest_assets.cli.models import register_versions
+    from ingest_assets.models.registry import ModelVersion
+    from resources.config import load_config
+    from resources.lake.tables import Lake
+    from resources.stores.open import open_lake_store
+
+    config = load_config()
+    labels = tuple(label.strip() for label in (args.labels or "").split(",") if label.strip())
+    version = ModelVersion(args.name, args.version, args.task, args.weights, labels)
+    said: list[str] = []
+    register_versions(
+        Lake(open_lake_store(config)),
+        open_instance(config),
+        [version],
+        by="bucketlake add-model",
+        say=said.append,
+    )
+    print(
+        said[0] if said else f"model {version.model} version {version.version}: registered already"
+    )
+    return 0
 
 
 def _home(args: argparse.Namespace) -> int:
@@ -101,7 +140,12 @@ def _stop_on_sigterm() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _stop_on_sigterm()
-    handlers = {"sync": _sync, "home": _home, "verify-source": _verify_source}
+    handlers = {
+        "sync": _sync,
+        "add-model": _add_model,
+        "home": _home,
+        "verify-source": _verify_source,
+    }
     try:
         return handlers[args.command](args)
     except BucketlakeError as exc:

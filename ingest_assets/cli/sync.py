@@ -20,6 +20,7 @@ from dagster import DagsterInstance, RunsFilter
 from ingest_assets.assets.runtime import run_process_is_dead
 from ingest_assets.claiming.claim import Claimer, ClaimResult
 from ingest_assets.cli.instance import open_instance
+from ingest_assets.cli.models import register_configured
 from ingest_assets.cli.progress_bar import ProgressBar
 from ingest_assets.cli.run_batch import RESULT_PREFIX
 from ingest_assets.healing import IN_FLIGHT, mark_dead_run_failed, next_attempt, plan_healing
@@ -162,6 +163,7 @@ def sync(
     lake_store = open_lake_store(config)
     lake = Lake(lake_store)
     report = SyncReport()
+    register_configured(config, lake, instance, say)
     to_run: list[str] = []
     for source in sources:
         registered = set(instance.get_dynamic_partitions(BATCHES))

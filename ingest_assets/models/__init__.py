@@ -1,0 +1,1 @@
+"""Models: the registry of model versions that predictions, embeddings and evaluation name."""
