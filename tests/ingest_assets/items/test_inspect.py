@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ingest_assets.items.inspect import ImageFacts, configure_pillow, inspect_image, perceptual_hash
+from ingest_assets.items import inspect as inspect_module
+from ingest_assets.items.inspect import (
+    ImageFacts,
+    configure_pillow,
+    describe_many,
+    inspect_image,
+    perceptual_hash,
+)
 from resources.config import PILLOW_MAX_IMAGE_PIXELS, VerifyLevel
 from tests.images import encode, noise
 
@@ -308,6 +315,32 @@ def test_a_lowered_limit_still_applies_after_configure_pillow() -> None:
     assert_bomb(inspect(blank_png(2000, 1000), max_pixels=1_000_000))
 
 
+def test_pillows_own_refusal_names_the_sources_limit_not_pillows() -> None:
+    # Pillow refuses this one before we see its size, quoting its own limit (2 x 89,478,485).
+    facts = inspect(blank_png(20000, 20000), max_pixels=LIMIT)
+    assert facts.error is not None
+    assert f"{LIMIT:,}" in facts.error and "400,000,000 pixels" in facts.error
+    assert str(2 * LIMIT) not in facts.error and f"{2 * LIMIT:,}" not in facts.error
+
+
+def test_pillows_bomb_warning_names_the_sources_lowered_limit() -> None:
+    # 100,000,000 pixels: over Pillow's default limit (it warns, an error here as in a worker)
+    # and over the source's 50,000,000, which is the limit a user can change.
+    facts = inspect(blank_png(10000, 10000), max_pixels=50_000_000)
+    assert_bomb(facts)
+    assert facts.error is not None and "50,000,000" in facts.error
+    assert str(LIMIT) not in facts.error and f"{LIMIT:,}" not in facts.error
+
+
+@pytest.mark.usefixtures("restore_pillow_limit")
+def test_pillows_limit_below_the_sources_is_our_error_not_a_corrupt_file() -> None:
+    # Only a process that skipped configure_pillow gets here: the image is within the
+    # source's limit, so calling it a bomb would blame the file for our mistake.
+    Image.MAX_IMAGE_PIXELS = 1000
+    with pytest.raises(RuntimeError, match=r"configure_pillow\(1000000\)"):
+        inspect(blank_png(100, 100), max_pixels=1_000_000)
+
+
 # -- perceptual hash --------------------------------------------------------------------------
 
 
@@ -351,10 +384,233 @@ def hash_cases() -> list[Image.Image]:
         cases.append(Image.frombytes("L", (w, h), levels))
     from skimage import data
 
-    cases += [Image.fromarray(data.astronaut()), Image.fromarray(data.camera())]
+    photos = [data.astronaut(), data.camera()]  # type: ignore[no-untyped-call]
+    cases += [Image.fromarray(photo) for photo in photos]
     return cases
 
 
 def test_the_perceptual_hash_is_imagehash_phash() -> None:
     for image in hash_cases():
         assert perceptual_hash(image) == str(imagehash.phash(image))
+
+
+# -- crafted files: every frame and page, and whatever Pillow raises ---------------------------
+
+
+def gif_frame_offsets(data: bytes) -> list[int]:
+    """Where each frame's image descriptor (0x2C) starts in a GIF that Pillow wrote: right
+    after the frame's graphic control extension (21 F9 04, four bytes, 00)."""
+    offsets, at = [], data.find(b"\x21\xf9\x04")
+    while at >= 0:
+        offsets.append(at + 8)
+        at = data.find(b"\x21\xf9\x04", at + 8)
+    return offsets
+
+
+def gif_pixel_data(data: bytes, frame: int) -> int:
+    """Where a frame's pixels start: its LZW code size byte, after the descriptor and the
+    frame's own colour table."""
+    start = gif_frame_offsets(data)[frame]
+    flags = data[start + 9]
+    palette = 3 << ((flags & 7) + 1) if flags & 0x80 else 0
+    return start + 10 + palette
+
+
+def gif_cut_between_frames() -> bytes:
+    """An animated GIF cut just after the second frame's image separator: Pillow's frame
+    count reads a frame position from bytes that are not there (``struct.error``)."""
+    data = animated_gif(5)
+    return data[: gif_frame_offsets(data)[1] + 1]
+
+
+def gif_with_a_bad_code_size_in_frame_3() -> bytes:
+    data = animated_gif(5)
+    at = gif_pixel_data(data, 2)
+    return data[:at] + bytes([13]) + data[at + 1 :]  # LZW codes are at most 12 bits
+
+
+def gif_with_garbage_in_frame_3() -> bytes:
+    data = animated_gif(5)
+    at = gif_pixel_data(data, 2) + 2  # past the code size and the first block's length
+    return data[:at] + b"\xff" * 100 + data[at + 100 :]
+
+
+def gif_cut_in_frame_3() -> bytes:
+    data = animated_gif(5)
+    return data[: gif_pixel_data(data, 2) + 200]
+
+
+def tiff_pages(count: int, size: tuple[int, int] = (16, 16)) -> bytes:
+    pages = [noise(*size, seed=seed) for seed in range(count)]
+    return encode(pages[0], "TIFF", save_all=True, append_images=pages[1:])
+
+
+def set_tiff_tag(data: bytes, page: int, tag: int, value: int) -> bytes:
+    """A little-endian TIFF with one tag's value of one page replaced (a SHORT or LONG held
+    in its IFD entry)."""
+    out = bytearray(data)
+    (ifd,) = struct.unpack_from("<I", out, 4)
+    for _ in range(page):
+        (entries,) = struct.unpack_from("<H", out, ifd)
+        (ifd,) = struct.unpack_from("<I", out, ifd + 2 + 12 * entries)
+    (entries,) = struct.unpack_from("<H", out, ifd)
+    for entry in range(ifd + 2, ifd + 2 + 12 * entries, 12):
+        found, kind = struct.unpack_from("<HH", out, entry)
+        if found == tag:
+            struct.pack_into("<H" if kind == 3 else "<I", out, entry + 8, value)
+            return bytes(out)
+    raise AssertionError(f"page {page} has no tag {tag}")
+
+
+TIFF_COMPRESSION, TIFF_WIDTH, TIFF_LENGTH, TIFF_STRIP_OFFSETS = 259, 256, 257, 273
+
+
+def animation(fmt: str, frames: int = 3) -> bytes:
+    images = [noise(24, 16, seed=seed) for seed in range(frames)]
+    return encode(images[0], fmt, save_all=True, append_images=images[1:], duration=100)
+
+
+def png_with_a_broken_frame_2() -> bytes:
+    """An animated PNG whose second frame's compressed pixels are scrambled, its chunk's CRC
+    recomputed: only decoding that frame can tell."""
+    data, at, frame_chunks = animation("PNG"), 8, []
+    while at < len(data):
+        (length,) = struct.unpack_from(">I", data, at)
+        if data[at + 4 : at + 8] == b"fdAT":
+            frame_chunks.append((at, length))
+        at += 12 + length
+    at, length = frame_chunks[0]
+    body = data[at + 8 : at + 12] + bytes(b ^ 0x5A for b in data[at + 12 : at + 8 + length])
+    crc = struct.pack(">I", zlib.crc32(b"fdAT" + body))
+    return data[: at + 8] + body + crc + data[at + 12 + length :]
+
+
+@pytest.mark.parametrize("verify", ["full", "header"])
+@pytest.mark.parametrize("fmt", ["GIF", "PNG", "WEBP", "TIFF"])
+def test_every_multi_frame_format_reports_its_frames(fmt: str, verify: VerifyLevel) -> None:
+    facts = inspect(animation(fmt), verify=verify)
+    assert (facts.status, facts.format, facts.frames) == ("ok", fmt, 3), facts.error
+
+
+def test_full_verification_decodes_every_frame_of_an_animated_png() -> None:
+    facts = inspect(png_with_a_broken_frame_2(), verify="full")
+    assert facts.status == "corrupt"
+    assert facts.error is not None and facts.error.startswith("cannot decode PNG frame 2 of 3: ")
+    assert inspect(png_with_a_broken_frame_2(), verify="header").status == "ok"
+
+
+@pytest.mark.parametrize("verify", ["full", "header"])
+def test_an_animated_gif_cut_between_frames_is_corrupt(verify: VerifyLevel) -> None:
+    facts = inspect(gif_cut_between_frames(), verify=verify)
+    assert facts.status == "corrupt"
+    assert facts.error is not None
+    assert facts.error.startswith("cannot decode GIF: counting its frames: struct.error: ")
+    assert (facts.format, facts.width, facts.height) == ("GIF", 24, 16)
+
+
+@pytest.mark.parametrize("verify", ["full", "header"])
+def test_a_tiff_with_an_unknown_compression_on_page_2_is_corrupt(verify: VerifyLevel) -> None:
+    data = set_tiff_tag(tiff_pages(3), 1, TIFF_COMPRESSION, 12345)
+    facts = inspect(data, verify=verify)
+    assert facts.status == "corrupt"
+    assert facts.error == "cannot decode TIFF: counting its pages: KeyError: 12345"
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (gif_with_a_bad_code_size_in_frame_3(), "codec configuration error"),
+        (gif_with_garbage_in_frame_3(), "broken data stream"),
+    ],
+    ids=["bad code size", "garbage pixels"],
+)
+def test_full_verification_decodes_every_frame_of_a_gif(data: bytes, words: str) -> None:
+    facts = inspect(data, verify="full")
+    assert facts.status == "corrupt"
+    assert facts.error is not None and facts.error.startswith("cannot decode GIF frame 3 of 5: ")
+    assert words in facts.error
+    assert (facts.format, facts.frames) == ("GIF", 5)
+    # A header check reads every frame's header, never its pixels.
+    assert (inspect(data, verify="header").status, inspect(data, verify="header").frames) == (
+        "ok",
+        5,
+    )
+
+
+def test_a_gif_cut_in_its_last_frame_is_corrupt_though_its_first_decodes() -> None:
+    facts = inspect(gif_cut_in_frame_3(), verify="full")
+    assert facts.status == "corrupt"
+    assert facts.error is not None
+    assert facts.error.startswith("cannot decode GIF frame 3 of 3: image file is truncated")
+
+
+def test_full_verification_decodes_every_page_of_a_tiff() -> None:
+    data = tiff_pages(3)
+    broken = set_tiff_tag(data, 1, TIFF_STRIP_OFFSETS, len(data) + 1000)
+    facts = inspect(broken, verify="full")
+    assert facts.status == "corrupt"
+    assert facts.error is not None
+    assert facts.error.startswith("cannot decode TIFF page 2 of 3: image file is truncated")
+    assert (facts.format, facts.frames, facts.width, facts.height) == ("TIFF", 3, 16, 16)
+    assert inspect(broken, verify="header").status == "ok"
+
+
+def test_every_page_of_a_tiff_is_held_to_the_pixel_limit_before_it_is_decoded() -> None:
+    # Pillow checks only the first page's size; a later page could ask for any amount.
+    data = set_tiff_tag(tiff_pages(3), 1, TIFF_WIDTH, 2000)
+    data = set_tiff_tag(data, 1, TIFF_LENGTH, 1000)
+    facts = inspect(data, verify="full", max_pixels=1_000_000)
+    assert_bomb(facts)
+    assert facts.error is not None
+    assert "TIFF page 2 of 3: 2000x1000 = 2,000,000 pixels" in facts.error
+    assert "1,000,000" in facts.error
+
+
+def test_one_crafted_image_does_not_fail_its_group() -> None:
+    good = encode(noise(20, 10), "PNG")
+    crafted = [gif_cut_between_frames(), set_tiff_tag(tiff_pages(2), 1, TIFF_COMPRESSION, 9)]
+    rows = describe_many([good, *crafted, None, good], "full", LIMIT)
+    assert [row and row["status"] for row in rows] == ["ok", "corrupt", "corrupt", None, "ok"]
+
+
+def test_a_failure_of_our_own_code_is_raised_not_called_a_corrupt_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The same KeyError that Pillow raises on a bad TIFF is a bug when a line of ours raises
+    # it: it must fail the batch, not hide in an item's error.
+    def broken_hash(image: Image.Image) -> str:
+        raise KeyError("phash")
+
+    monkeypatch.setattr(inspect_module, "perceptual_hash", broken_hash)
+    with pytest.raises(KeyError, match="phash"):
+        inspect(encode(noise(20, 10), "PNG"), verify="full")
+
+
+def test_a_cielab_tiff_is_an_image_with_a_hash_not_a_corrupt_file() -> None:
+    picture = scene(3)
+    facts = inspect(encode(picture.convert("LAB"), "TIFF"))
+    assert (facts.status, facts.mode, facts.error) == ("ok", "LAB", None)
+    same, other = inspect(encode(picture, "TIFF")), inspect(encode(scene(4), "TIFF"))
+    assert phash_distance(facts, same) < phash_distance(facts, other)
+
+
+def exif_orientation_entry(kind: int, count: int, value: bytes) -> bytes:
+    """EXIF holding one orientation entry of any TIFF type, as Pillow will not write it."""
+    entry = struct.pack("<HHI", 0x0112, kind, count) + value.ljust(4, b"\x00")
+    return b"Exif\x00\x00II*\x00" + struct.pack("<IH", 8, 1) + entry + b"\x00" * 4
+
+
+@pytest.mark.parametrize("verify", ["full", "header"])
+@pytest.mark.parametrize(
+    "exif",
+    [exif_orientation_entry(2, 2, b"6"), exif_orientation_entry(3, 1, struct.pack("<H", 9))],
+    ids=["text", "out of range"],
+)
+def test_a_malformed_orientation_is_ignored_as_pillow_ignores_it(
+    exif: bytes, verify: VerifyLevel
+) -> None:
+    picture = noise(40, 30)
+    facts = inspect(encode(picture, "JPEG", exif=exif), verify=verify)
+    # Pillow's exif_transpose does not turn such an image, so its size is as stored.
+    assert (facts.status, facts.orientation, facts.width, facts.height) == ("ok", 1, 40, 30)
+    assert facts.phash == inspect(encode(picture, "JPEG"), verify=verify).phash
