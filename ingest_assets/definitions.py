@@ -11,9 +11,15 @@ from dagster import Definitions
 from ingest_assets.assets.checks import every_batch_has_items
 from ingest_assets.assets.dataset_items import dataset_items
 from ingest_assets.assets.duplicates import duplicates
+from ingest_assets.assets.imports import imported_annotations, imported_predictions
 from ingest_assets.assets.raw_items import raw_items
 from ingest_assets.executors import executor_for
-from ingest_assets.jobs import dataset_checks_job, ingest_job
+from ingest_assets.jobs import (
+    dataset_checks_job,
+    import_annotations_job,
+    import_predictions_job,
+    ingest_job,
+)
 from ingest_assets.schedules import dataset_checks_schedule
 from resources.config import BucketlakeConfig, load_config
 from resources.project import project_resources
@@ -22,9 +28,9 @@ from sensors.datapool_sensor import build_datapool_sensor
 
 def build_definitions(config: BucketlakeConfig) -> Definitions:
     return Definitions(
-        assets=[raw_items, dataset_items, duplicates],
+        assets=[raw_items, dataset_items, duplicates, imported_annotations, imported_predictions],
         asset_checks=[every_batch_has_items],
-        jobs=[ingest_job, dataset_checks_job],
+        jobs=[ingest_job, dataset_checks_job, import_annotations_job, import_predictions_job],
         schedules=[dataset_checks_schedule],
         sensors=[build_datapool_sensor(source) for source in config.sources],
         resources=project_resources(config),

@@ -6,8 +6,14 @@ from dagster import AssetSelection, define_asset_job
 from ingest_assets.assets.checks import every_batch_has_items
 from ingest_assets.assets.dataset_items import dataset_items
 from ingest_assets.assets.duplicates import duplicates
+from ingest_assets.assets.imports import imported_annotations, imported_predictions
 from ingest_assets.assets.raw_items import raw_items
-from ingest_assets.names import CHECKS_JOB, INGEST_JOB
+from ingest_assets.names import (
+    CHECKS_JOB,
+    IMPORT_ANNOTATIONS_JOB,
+    IMPORT_PREDICTIONS_JOB,
+    INGEST_JOB,
+)
 
 ingest_job = define_asset_job(
     INGEST_JOB,
@@ -20,4 +26,18 @@ dataset_checks_job = define_asset_job(
     CHECKS_JOB,
     selection=AssetSelection.checks(every_batch_has_items),
     description="Checks that judge the dataset as a whole (every batch has committed items).",
+)
+
+#: One label file (a partition of ``imports``) into ``imported_annotations``.
+import_annotations_job = define_asset_job(
+    IMPORT_ANNOTATIONS_JOB,
+    selection=AssetSelection.assets(imported_annotations),
+    description="Imports one label file's ground truth, tied to the items it names.",
+)
+
+#: One predictions file into ``imported_predictions``.
+import_predictions_job = define_asset_job(
+    IMPORT_PREDICTIONS_JOB,
+    selection=AssetSelection.assets(imported_predictions),
+    description="Imports one model version's predictions from one file.",
 )

@@ -3,9 +3,13 @@
 RAW_ITEMS = "raw_items"
 DATASET_ITEMS = "dataset_items"
 DUPLICATES = "duplicates"
+IMPORTED_ANNOTATIONS = "imported_annotations"
+IMPORTED_PREDICTIONS = "imported_predictions"
 
 INGEST_JOB = "ingest_job"
 CHECKS_JOB = "dataset_checks_job"
+IMPORT_ANNOTATIONS_JOB = "import_annotations_job"
+IMPORT_PREDICTIONS_JOB = "import_predictions_job"
 
 #: A batch whose runs failed this many times is not run again without being asked to.
 MAX_ATTEMPTS = 3

@@ -9,3 +9,7 @@ batches = DynamicPartitionsDefinition(name=BATCHES)
 #: One partition per registered model version, keyed ``<model>_<version>`` (the registry's key).
 MODEL_VERSIONS = "model_versions"
 model_versions = DynamicPartitionsDefinition(name=MODEL_VERSIONS)
+
+#: One partition per imported label or prediction file (``import_key`` of its URI).
+IMPORTS = "imports"
+imports = DynamicPartitionsDefinition(name=IMPORTS)

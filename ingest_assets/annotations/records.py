@@ -74,6 +74,10 @@ class Record:
     #: The record's own id in its file (COCO annotation id), kept for round trips.
     source_id: int | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
+    #: The fields the importer computed rather than read (a COCO result's ``area`` and
+    #: ``bbox``, as pycocotools computes them); an exporter leaves them out, so that the file
+    #: it writes says what the original said and evaluates the same.
+    derived: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,8 @@ class Category:
     supercategory: str | None = None
     keypoints: list[str] | None = None
     skeleton: list[list[int]] | None = None
+    #: The rest of the entry (a colour, LVIS's frequency, ...), kept for round trips.
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

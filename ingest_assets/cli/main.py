@@ -10,6 +10,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from ingest_assets.annotations.records import FORMATS
 from ingest_assets.names import MAX_ATTEMPTS
 from resources.errors import BucketlakeError
 
@@ -49,6 +50,19 @@ def _parser() -> argparse.ArgumentParser:
         help="what the model gives (default: detection)",
     )
     add_model.add_argument("--labels", help="its class names, comma-separated, in order")
+    imported = commands.add_parser(
+        "import", help="import a label or prediction file (COCO, YOLO, VOC, CSV, Label Studio)"
+    )
+    imported.add_argument("path", help="the file (for YOLO: its classes.txt or data.yaml)")
+    imported.add_argument("--format", required=True, choices=list(FORMATS))
+    imported.add_argument("--model", help="predictions: the registered model they come from")
+    imported.add_argument("--version", help="predictions: that model's version")
+    imported.add_argument(
+        "--boxes",
+        choices=["keep", "clip", "reject"],
+        default="keep",
+        help="boxes reaching outside their image: kept as given (default), clipped or rejected",
+    )
     commands.add_parser("home", help="create the Dagster instance folder if needed; print it")
     verify = commands.add_parser(
         "verify-source", help="list a source and read one object, before a large ingestion"
@@ -99,6 +113,26 @@ def _add_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    from ingest_assets.cli.imports import spec_of, start_import
+    from ingest_assets.cli.instance import open_instance
+    from resources.config import load_config
+    from resources.lake.tables import Lake
+    from resources.stores.open import open_lake_store
+
+    config = load_config()
+    spec = spec_of(args.path, args.format, args.model, args.version, args.boxes)
+    outcome = start_import(config, Lake(open_lake_store(config)), open_instance(config), spec)
+    m = outcome.metadata
+    print(
+        f"{spec.uri}: {m.get('records', 0)} records, {m.get('imported', 0)} imported, "
+        f"{m.get('unmatched', 0)} matching no item, {m.get('rejected', 0)} rejected, "
+        f"{m.get('outside_image', 0)} boxes reaching outside their image "
+        f"(import {spec.key}, run {outcome.run_id[:8]})"
+    )
+    return 0
+
+
 def _home(args: argparse.Namespace) -> int:
     from ingest_assets.cli.instance import ensure_dagster_home
     from resources.config import load_config
@@ -143,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {
         "sync": _sync,
         "add-model": _add_model,
+        "import": _import,
         "home": _home,
         "verify-source": _verify_source,
     }
