@@ -12,6 +12,7 @@ from ingest_assets.assets.checks import every_batch_has_items
 from ingest_assets.assets.dataset_items import dataset_items
 from ingest_assets.assets.duplicates import duplicates
 from ingest_assets.assets.imports import imported_annotations, imported_predictions
+from ingest_assets.assets.label_annotations import label_annotations
 from ingest_assets.assets.raw_items import raw_items
 from ingest_assets.executors import executor_for
 from ingest_assets.jobs import (
@@ -28,7 +29,14 @@ from sensors.datapool_sensor import build_datapool_sensor
 
 def build_definitions(config: BucketlakeConfig) -> Definitions:
     return Definitions(
-        assets=[raw_items, dataset_items, duplicates, imported_annotations, imported_predictions],
+        assets=[
+            raw_items,
+            dataset_items,
+            duplicates,
+            label_annotations,
+            imported_annotations,
+            imported_predictions,
+        ],
         asset_checks=[every_batch_has_items],
         jobs=[ingest_job, dataset_checks_job, import_annotations_job, import_predictions_job],
         schedules=[dataset_checks_schedule],

@@ -7,6 +7,7 @@ from ingest_assets.assets.checks import every_batch_has_items
 from ingest_assets.assets.dataset_items import dataset_items
 from ingest_assets.assets.duplicates import duplicates
 from ingest_assets.assets.imports import imported_annotations, imported_predictions
+from ingest_assets.assets.label_annotations import label_annotations
 from ingest_assets.assets.raw_items import raw_items
 from ingest_assets.names import (
     CHECKS_JOB,
@@ -17,7 +18,9 @@ from ingest_assets.names import (
 
 ingest_job = define_asset_job(
     INGEST_JOB,
-    selection=AssetSelection.assets(raw_items, dataset_items, duplicates).without_checks(),
+    selection=AssetSelection.assets(
+        raw_items, dataset_items, duplicates, label_annotations
+    ).without_checks(),
     description="Takes one batch from claimed objects to dataset items.",
 )
 

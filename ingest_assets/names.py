@@ -3,6 +3,7 @@
 RAW_ITEMS = "raw_items"
 DATASET_ITEMS = "dataset_items"
 DUPLICATES = "duplicates"
+LABEL_ANNOTATIONS = "label_annotations"
 IMPORTED_ANNOTATIONS = "imported_annotations"
 IMPORTED_PREDICTIONS = "imported_predictions"
 

@@ -21,12 +21,18 @@ def test_module_defs_is_definitions_and_every_job_resolves() -> None:
     assert isinstance(defs, Definitions)
     Definitions.validate_loadable(defs)
     jobs = {job.name for job in defs.resolve_all_job_defs()}
-    assert {"ingest_job", "dataset_checks_job"} <= jobs
+    assert {
+        "ingest_job",
+        "dataset_checks_job",
+        "import_annotations_job",
+        "import_predictions_job",
+    } <= jobs
     ingest = defs.resolve_job_def("ingest_job")
     assert set(ingest.asset_layer.executable_asset_keys) == {
         AssetKey("raw_items"),
         AssetKey("dataset_items"),
         AssetKey("duplicates"),
+        AssetKey("label_annotations"),
     }
     assert ingest.partitions_def is not None
     assert ingest.executor_def.name == "in_process"
