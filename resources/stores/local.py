@@ -10,6 +10,7 @@ import functools
 import itertools
 import mimetypes
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from resources.errors import (
     ObjectNotFound,
     PreconditionFailed,
     StoreError,
+    TransientStoreError,
 )
 from resources.stores.base import DEFAULT_PAGE_SIZE, ObjectInfo, ObjectStore, check_key
 
@@ -30,6 +32,8 @@ from resources.stores.base import DEFAULT_PAGE_SIZE, ObjectInfo, ObjectStore, ch
 TEMP_PREFIX = ".tmp-bucketlake-"
 #: How often a write makes its folders again when concurrent deletes keep removing them.
 _FOLDER_RACE_RETRIES = 50
+#: How long a conditional write waits for its folder's lock (held for microseconds normally).
+FOLDER_LOCK_WAIT_S = 30.0
 
 
 def _token(st: os.stat_result) -> str:
@@ -379,6 +383,22 @@ class LocalFolderStore(ObjectStore):
                 key=key,
             )
 
+    def _wait_for_lock(self, fd: int, folder: Path) -> None:
+        deadline = time.monotonic() + FOLDER_LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TransientStoreError(
+                        f"{self.name}: {folder} stayed locked for {FOLDER_LOCK_WAIT_S:.0f}s by "
+                        "another writer, which seems stopped (paused or frozen) inside a "
+                        "conditional write; resume or end that process",
+                        store=self.name,
+                    ) from None
+                time.sleep(0.002)
+
     def _remove_empty_folders(self, folder: Path) -> None:
         """Object stores have no folders: one left empty by a delete goes too (not the root)."""
         while folder != self.root and self.root in folder.parents:
@@ -388,19 +408,20 @@ class LocalFolderStore(ObjectStore):
                 return  # not empty (or already gone)
             folder = folder.parent
 
-    @staticmethod
     @contextlib.contextmanager
-    def _folder_lock(folder: Path) -> Iterator[None]:
+    def _folder_lock(self, folder: Path) -> Iterator[None]:
         """Hold an exclusive lock on ``folder`` against other threads and processes. A file
         system has no compare-and-delete: without it, two conditional deletes that both saw
-        the old token could remove the object one of them created in between."""
+        the old token could remove the object one of them created in between. A process
+        stopped while it holds the lock (SIGSTOP, a frozen container) would block the folder's
+        conditional writes for good, so the wait is bounded: then a transient error says so."""
         try:
             fd: int | None = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         except (FileNotFoundError, NotADirectoryError):
             fd = None  # no folder, so no object: the token check refuses
         try:
             if fd is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                self._wait_for_lock(fd, folder)
             yield
         finally:
             if fd is not None:

@@ -6,6 +6,7 @@ refuses)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -74,6 +75,21 @@ class PausedWriter:
         self.process.communicate()
 
 
+def stop_outside_its_lock(pid: int, lake_uri: str) -> None:
+    """SIGSTOP the writer. On a local lake, while this holds the lease folder's lock, so the
+    writer is not stopped inside a conditional heartbeat: that would block the folder for good
+    (its conditional writes then fail after a bounded wait, as test_local checks)."""
+    if "://" in lake_uri:
+        os.kill(pid, signal.SIGSTOP)
+        return
+    fd = os.open(Path(lake_uri) / ASSET / PARTITION, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.kill(pid, signal.SIGSTOP)
+    finally:
+        os.close(fd)
+
+
 def take_over_and_commit(lake: Lake, fingerprint: str) -> None:
     """The second writer: waits out the paused writer's lease, then writes and commits."""
     for _ in range(200):
@@ -100,7 +116,7 @@ def test_a_paused_writer_taken_over_cannot_commit_over_its_successor(
     first = PausedWriter(lake_uri, point, "fp-first")
     try:
         first.expect("paused")
-        os.kill(first.process.pid, signal.SIGSTOP)
+        stop_outside_its_lock(first.process.pid, lake_uri)
         lake = Lake(open_store(lake_uri))
         take_over_and_commit(lake, "fp-first" if fingerprint == "same" else "fp-second")
         second = lake.read_table(ASSET, PARTITION)

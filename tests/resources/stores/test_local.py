@@ -4,13 +4,16 @@ other programs change, and keys that stay inside the folder."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
 
-from resources.errors import StoreError
+from resources.errors import StoreError, TransientStoreError
+from resources.stores import local
 from resources.stores.local import TEMP_PREFIX, LocalFolderStore
 from tests.resources.stores.test_contract import TREE
 
@@ -209,3 +212,31 @@ def test_a_put_survives_its_folder_being_removed_while_it_writes(tmp_path: Path)
         done.set()
         remover.join()
     assert removals == 20
+
+
+def test_a_conditional_write_in_a_folder_locked_by_a_stopped_process_fails_in_bounded_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalFolderStore(tmp_path)
+    info = store.put("batch/_LEASE", b"held")
+    monkeypatch.setattr(local, "FOLDER_LOCK_WAIT_S", 0.2)
+    holder = subprocess.Popen(  # holds the folder's lock as a writer stopped inside it would
+        [sys.executable, "-c", HOLD_LOCK, str(tmp_path / "batch")], stdout=subprocess.PIPE
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"locked\n"
+        with pytest.raises(TransientStoreError, match="seems stopped"):
+            store.put("batch/_LEASE", b"mine", if_token=info.change_token)
+    finally:
+        holder.kill()
+        holder.communicate()
+    assert store.put("batch/_LEASE", b"mine", if_token=info.change_token).size == 4
+
+
+HOLD_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(60)
+"""
