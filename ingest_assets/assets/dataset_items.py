@@ -138,7 +138,13 @@ def dataset_items(
         tables.writer(
             DATASET_ITEMS, batch, fingerprint=fingerprint, run_id=context.run.run_id
         ) as writer,
-        item_builder(source, store, batch, workers) as build_rows,
+        item_builder(
+            source,
+            store,
+            batch,
+            workers,
+            retries_left=context.retry_number < INGEST_RETRY.max_retries,
+        ) as build_rows,
     ):
         preview: list[dict[str, Any]] = []
         if writer.resumed_rows:

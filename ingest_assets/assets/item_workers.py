@@ -38,9 +38,6 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from dagster import AssetExecutionContext, DagsterInvariantViolationError
-
-from ingest_assets.assets.runtime import INGEST_RETRY
 from ingest_assets.items.fetch import (
     STORE_FAILURES,
     UNAVAILABLE,
@@ -96,12 +93,18 @@ def _group_size(rows: int, workers: int) -> int:
 
 @contextmanager
 def item_builder(
-    source: SourceConfig, store: ObjectStore, batch: str, workers: int
+    source: SourceConfig,
+    store: ObjectStore,
+    batch: str,
+    workers: int,
+    *,
+    retries_left: bool = False,
 ) -> Iterator[BuildRows]:
     """A function that turns a chunk of ``raw_items`` rows into item rows, in order, for as
-    long as the context lasts (one pool per batch). A store outage raises (the module's rule)."""
+    long as the context lasts (one pool per batch). A store outage raises (the module's rule);
+    while the step has ``retries_left``, so does any transient failure to fetch an object."""
     configure_pillow(source.max_image_pixels)
-    rules = FetchRules.of(source, raise_transient=_step_retries_left())
+    rules = FetchRules.of(source, raise_transient=retries_left)
     probe = None if isinstance(store, ManifestStore) else OUTAGE_PROBE
     guard = OutageGuard(source.name, batch, probe)
     if workers <= 1:
@@ -124,17 +127,6 @@ def item_builder(
     ):
         pipeline = _Pipeline(source, store, batch, pool, fetch, workers, rules)
         yield lambda chunk: guard.watch(pipeline.rows(chunk))
-
-
-def _step_retries_left() -> bool:
-    """Whether Dagster runs this step again if it fails: inside a step, until its retries
-    (INGEST_RETRY) are used up; outside a run (benchmarks, direct calls), never."""
-    try:
-        context = AssetExecutionContext.get()
-    except DagsterInvariantViolationError:
-        return False
-    retry_number: int = context.retry_number
-    return retry_number < INGEST_RETRY.max_retries
 
 
 class OutageGuard:
