@@ -25,6 +25,7 @@ from ingest_assets.schedules import dataset_checks_schedule
 from resources.config import BucketlakeConfig, load_config
 from resources.project import project_resources
 from sensors.datapool_sensor import build_datapool_sensor
+from sensors.imports_sensor import build_imports_sensor
 
 
 def build_definitions(config: BucketlakeConfig) -> Definitions:
@@ -40,7 +41,8 @@ def build_definitions(config: BucketlakeConfig) -> Definitions:
         asset_checks=[every_batch_has_items],
         jobs=[ingest_job, dataset_checks_job, import_annotations_job, import_predictions_job],
         schedules=[dataset_checks_schedule],
-        sensors=[build_datapool_sensor(source) for source in config.sources],
+        sensors=[build_datapool_sensor(source) for source in config.sources]
+        + [build_imports_sensor(s) for s in config.sources if s.annotations or s.predictions],
         resources=project_resources(config),
         executor=executor_for(config.executor),
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from dagster import Config
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -69,6 +70,30 @@ class ExecutorConfig(BaseModel):
     max_concurrent: int | None = Field(
         None, ge=1, description="multiprocess: most steps at once (default: the cores)"
     )
+
+
+LabelFormat = Literal["coco", "coco-results", "yolo", "voc", "csv", "labelstudio"]
+BoxRule = Literal["keep", "clip", "reject"]
+
+
+class AnnotationFiles(Config):
+    """Label files of a source: the keys a glob takes, in one format. (A Dagster ``Config``,
+    as every field of a source is: the resources carry the sources.)"""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    glob: str = Field(description="the keys of the label files (e.g. labels/*.json)")
+    format: LabelFormat = Field(description="their format")
+    boxes: BoxRule = Field(
+        "keep", description="boxes reaching outside their image: keep as given, clip or reject"
+    )
+
+
+class PredictionFiles(AnnotationFiles):
+    """Prediction files of a source, of one registered model version."""
+
+    model: str = Field(description="the registered model the predictions come from")
+    version: str = Field(description="that model's version")
 
 
 class SourceConfig(StorageOptions):
@@ -147,6 +172,13 @@ class SourceConfig(StorageOptions):
         description="folders that file:// locations in a manifest may lie under (default: the "
         "manifest's own folder for a local manifest, none for a remote one)",
     )
+    annotations: list[AnnotationFiles] = Field(
+        default_factory=list,
+        description="label files in the source, imported once the items they name are ingested",
+    )
+    predictions: list[PredictionFiles] = Field(
+        default_factory=list, description="prediction files in the source, per model version"
+    )
     near_duplicate_distance: int = Field(
         4, ge=0, le=15, description="perceptual-hash bits two near duplicates may differ by"
     )
@@ -170,6 +202,11 @@ class SourceConfig(StorageOptions):
                 "or 'manifest' (a file listing image locations)"
             )
         return self
+
+    @property
+    def label_globs(self) -> list[str]:
+        """The globs of the source's label and prediction files (never claimed as items)."""
+        return [f.glob for f in [*self.annotations, *self.predictions]]
 
     @property
     def location(self) -> str:

@@ -162,7 +162,7 @@ class Claimer:
         self.lake = lake
         self.claimer = claimer
         self.now = now
-        self.keep = KeyFilter(source.include, source.exclude)
+        self.keep = KeyFilter(source.include, [*source.exclude, *source.label_globs])
         self.record: DatapoolRecord = datapool_record(lake, source.name)
         self._decided_on = 0  # the record's generation the claim compared the listing with
         self._listing_from = 1  # the first batch written after this claim's listing began
