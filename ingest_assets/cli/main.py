@@ -1,5 +1,5 @@
-"""``bucketlake``: sync sources, register models, print the instance folder. Exit 0 only on
-success."""
+"""``bucketlake``: sync sources, register models, import and export labels, print the instance
+folder. Exit 0 only on success."""
 
 from __future__ import annotations
 
@@ -13,6 +13,10 @@ from collections.abc import Sequence
 from ingest_assets.annotations.records import FORMATS
 from ingest_assets.names import MAX_ATTEMPTS
 from resources.errors import BucketlakeError
+
+#: ``ingest_assets.annotations.exporting.EXPORT_FORMATS``, named here so that parsing the
+#: command line does not load Pyarrow (a test checks the two agree).
+EXPORT_FORMATS = ("coco", "yolo", "voc", "csv", "labelstudio")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
         default="keep",
         help="boxes reaching outside their image: kept as given (default), clipped or rejected",
     )
+    exported = commands.add_parser(
+        "export", help="write the current items and their annotations in a label format"
+    )
+    exported.add_argument("out", help="the folder to write into (missing or empty)")
+    exported.add_argument("--format", required=True, choices=list(EXPORT_FORMATS))
+    exported.add_argument("--split", action="append", help="only this split (repeatable)")
+    exported.add_argument("--source", action="append", help="only this source (repeatable)")
     commands.add_parser("home", help="create the Dagster instance folder if needed; print it")
     verify = commands.add_parser(
         "verify-source", help="list a source and read one object, before a large ingestion"
@@ -133,6 +144,27 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ingest_assets.cli.export import run_export, summary
+    from resources.config import load_config
+    from resources.lake.tables import Lake
+    from resources.stores.open import open_lake_store
+
+    config = load_config()
+    out = Path(args.out)
+    export = run_export(
+        Lake(open_lake_store(config)),
+        args.format,
+        out,
+        splits=args.split or (),
+        sources=args.source or (),
+    )
+    print(summary(export, out))
+    return 0
+
+
 def _home(args: argparse.Namespace) -> int:
     from ingest_assets.cli.instance import ensure_dagster_home
     from resources.config import load_config
@@ -178,6 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sync": _sync,
         "add-model": _add_model,
         "import": _import,
+        "export": _export,
         "home": _home,
         "verify-source": _verify_source,
     }
