@@ -15,7 +15,7 @@ from dagster import (
 from ingest_assets.annotations.discovery import batches_waited_for, find_label_files
 from ingest_assets.annotations.importing import save_spec
 from ingest_assets.jobs import import_annotations_job, import_predictions_job
-from ingest_assets.models.registry import registered
+from ingest_assets.models.registry import is_registered
 from ingest_assets.names import (
     DATASET_ITEMS,
     IMPORT_ANNOTATIONS_JOB,
@@ -55,10 +55,9 @@ def build_imports_sensor(source: SourceConfig) -> SensorDefinition:
                 f"source {source.name} are ingested"
             )
         requests, keys = [], []
-        models = registered(tables)
         for file in found:
             spec = file.spec
-            if spec.model and f"{spec.model}_{spec.version}" not in models:
+            if spec.model and spec.version and not is_registered(tables, spec.model, spec.version):
                 context.log.warning(
                     f"{spec.uri}: model {spec.model} version {spec.version} is not registered; "
                     "register it (bucketlake add-model, or the config's models) to import it"

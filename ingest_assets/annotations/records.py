@@ -10,6 +10,7 @@ item's width and height are known, and never rounds what a pixel-based file gave
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -114,3 +115,21 @@ class Parsed:
     images: list[FileImage] = field(default_factory=list)
     #: Anything else of the file worth keeping for a round trip (COCO ``info``, ``licenses``).
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def finite_number(text: str, file: str, where: str, field: str) -> float:
+    """``text`` as a finite number, or LabelFileError naming the file, record and field."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise LabelFileError(file, where, f"{field} {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise LabelFileError(file, where, f"{field} {text!r} is not a finite number")
+    return value
+
+
+def number_text(value: float) -> str:
+    """A number as a text label file writes it: plain decimals, no exponent, no float noise
+    (``0.4386875``, not ``0.43868750000000003``; ``48`` for 48.0); it reads back to 1e-12."""
+    text = f"{round(value, 12) + 0.0:.12f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text

@@ -6,7 +6,14 @@ new version of the same file replaces that import's rows."""
 import hashlib
 from typing import Any
 
-from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetsDefinition,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from ingest_assets.annotations.importing import (
     IMPORTS_CODE_VERSION,
@@ -22,6 +29,7 @@ from ingest_assets.annotations.table import ANNOTATIONS_SCHEMA, PREDICTIONS_SCHE
 from ingest_assets.assets.charts import bar_chart
 from ingest_assets.assets.label_files import read_label_file
 from ingest_assets.assets.metadata import Timer, column_schema, markdown_table
+from ingest_assets.models.registry import version_key
 from ingest_assets.names import DATASET_ITEMS, IMPORTED_ANNOTATIONS, IMPORTED_PREDICTIONS
 from ingest_assets.partitions import imports
 from resources.lake.resource import LakeResource
@@ -119,36 +127,35 @@ def _metadata(
         metadata["rejected_examples"] = markdown_table(
             [vars(u) for u in tally.examples_rejected], columns
         )
-    if spec.model:
-        metadata["model_version"] = f"{spec.model}_{spec.version}"
+    if spec.model and spec.version:
+        metadata["model_version"] = version_key(spec.model, spec.version)
     return metadata
 
 
-@asset(
-    name=IMPORTED_ANNOTATIONS,
-    partitions_def=imports,
-    code_version=IMPORTS_CODE_VERSION,
-    group_name="labels",
-    kinds={"parquet"},
-    description="Ground truth from one label file (COCO, YOLO, Pascal VOC, CSV, Label Studio), "
-    "each record tied to its item: boxes, masks, keypoints and classes as the file gives them.",
-)
-def imported_annotations(
-    context: AssetExecutionContext, lake: LakeResource
-) -> MaterializeResult[None]:
-    return run_import(context, lake.lake(), IMPORTED_ANNOTATIONS)
+def _import_asset(name: str, description: str) -> AssetsDefinition:
+    """One of the two import assets: they differ only in what their files hold."""
+
+    @asset(
+        name=name,
+        partitions_def=imports,
+        code_version=IMPORTS_CODE_VERSION,
+        group_name="labels",
+        kinds={"parquet"},
+        description=description,
+    )
+    def imported(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult[None]:
+        return run_import(context, lake.lake(), name)
+
+    return imported
 
 
-@asset(
-    name=IMPORTED_PREDICTIONS,
-    partitions_def=imports,
-    code_version=IMPORTS_CODE_VERSION,
-    group_name="labels",
-    kinds={"parquet"},
-    description="One model version's predictions from one file, tied to items: as annotations, "
-    "with confidence, model and version.",
+imported_annotations = _import_asset(
+    IMPORTED_ANNOTATIONS,
+    "Ground truth from one label file (COCO, YOLO, Pascal VOC, CSV, Label Studio), each record "
+    "tied to its item: boxes, masks, keypoints and classes as the file gives them.",
 )
-def imported_predictions(
-    context: AssetExecutionContext, lake: LakeResource
-) -> MaterializeResult[None]:
-    return run_import(context, lake.lake(), IMPORTED_PREDICTIONS)
+imported_predictions = _import_asset(
+    IMPORTED_PREDICTIONS,
+    "One model version's predictions from one file, tied to items: as annotations, with "
+    "confidence, model and version.",
+)

@@ -12,7 +12,7 @@ from dagster import DagsterInstance, JobDefinition, execute_job, reconstructable
 
 from ingest_assets.annotations.importing import ImportSpec, import_key, save_spec
 from ingest_assets.cli.run_batch import failure_message
-from ingest_assets.models.registry import registered
+from ingest_assets.models.registry import is_registered
 from ingest_assets.names import IMPORT_ANNOTATIONS_JOB, IMPORT_PREDICTIONS_JOB, PARTITION_TAG
 from ingest_assets.partitions import IMPORTS
 from resources.config import BucketlakeConfig
@@ -51,7 +51,7 @@ def start_import(
     spec: ImportSpec,
 ) -> ImportOutcome:
     """Register the import and run it; raises BucketlakeError naming what failed."""
-    if spec.model is not None and f"{spec.model}_{spec.version}" not in registered(lake):
+    if spec.model and spec.version and not is_registered(lake, spec.model, spec.version):
         raise ConfigError(
             f"model {spec.model} version {spec.version} is not registered; register it first "
             f"(bucketlake add-model {spec.model} --version {spec.version})"

@@ -38,6 +38,11 @@ REGISTRY_SCHEMA = pa.schema(
 )
 
 
+def version_key(model: str, version: str) -> str:
+    """A model version's partition key in ``model_versions`` (and its registry row's id)."""
+    return f"{model}_{version}"
+
+
 @dataclass(frozen=True)
 class ModelVersion:
     """One registered version of a model."""
@@ -73,7 +78,7 @@ class ModelVersion:
     @property
     def key(self) -> str:
         """The version's partition key in ``model_versions``."""
-        return f"{self.model}_{self.version}"
+        return version_key(self.model, self.version)
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
@@ -139,3 +144,7 @@ def registered(lake: Lake) -> dict[str, ModelVersion]:
         )
         for row in rows
     }
+
+
+def is_registered(lake: Lake, model: str, version: str) -> bool:
+    return version_key(model, version) in registered(lake)

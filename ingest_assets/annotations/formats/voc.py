@@ -13,7 +13,6 @@ Read per object: ``<name>``, ``<bndbox>``, ``<pose>``, ``<truncated>``, ``<diffi
 
 from __future__ import annotations
 
-import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from pathlib import PurePosixPath
@@ -22,7 +21,15 @@ from typing import Any
 import defusedxml
 import defusedxml.ElementTree as SafeET
 
-from ingest_assets.annotations.records import FileImage, ItemRef, LabelFileError, Parsed, Record
+from ingest_assets.annotations.records import (
+    FileImage,
+    ItemRef,
+    LabelFileError,
+    Parsed,
+    Record,
+    finite_number,
+    number_text,
+)
 
 __all__ = ["export_voc", "parse_voc"]
 
@@ -148,7 +155,7 @@ def _bbox(bndbox: ET.Element | None, where: str, file: str) -> list[float]:
         text = _text(bndbox, name)
         if text is None:
             raise LabelFileError(file, where, f"<bndbox> has no <{name}>")
-        corners[name] = _number(text, file, where, f"<bndbox><{name}>")
+        corners[name] = finite_number(text, file, where, f"<bndbox><{name}>")
     for low, high in (("xmin", "xmax"), ("ymin", "ymax")):
         if corners[high] < corners[low]:
             raise LabelFileError(
@@ -164,7 +171,7 @@ def _score(element: ET.Element, where: str, file: str) -> float | None:
     text = _text(element, "score")
     if text is None:
         return None
-    score = _number(text, file, where, "<score>")
+    score = finite_number(text, file, where, "<score>")
     if not 0 <= score <= 1:
         raise LabelFileError(file, where, f"<score> {score:g} is outside [0, 1]")
     return score
@@ -193,18 +200,8 @@ def _text(element: ET.Element, path: str) -> str | None:
     return text or None
 
 
-def _number(text: str, file: str, where: str, field: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise LabelFileError(file, where, f"{field} {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise LabelFileError(file, where, f"{field} {text!r} is not a finite number")
-    return value
-
-
 def _integer(text: str, file: str, where: str, field: str) -> int:
-    value = _number(text, file, where, f"<{field}>")
+    value = finite_number(text, file, where, f"<{field}>")
     if not value.is_integer():
         raise LabelFileError(file, where, f"<{field}> {text!r} is not a whole number")
     return int(value)
@@ -266,11 +263,5 @@ def _corners(record: Record, image: FileImage) -> list[float]:
 def _add(parent: ET.Element, name: str, value: Any) -> None:
     if value is not None:
         ET.SubElement(parent, name).text = (
-            _number_text(value) if isinstance(value, float) else str(value)
+            number_text(value) if isinstance(value, float) else str(value)
         )
-
-
-def _number_text(value: float) -> str:
-    """Plain decimals without float noise: ``48`` for 48.0, ``20.7`` for 10.3 + 10.4."""
-    text = f"{round(value, 12) + 0.0:.12f}".rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text

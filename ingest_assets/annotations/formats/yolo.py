@@ -23,7 +23,6 @@ without an extension; it matches the item whose key, less its extension, is the 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import PurePosixPath
 from typing import Any
@@ -36,6 +35,8 @@ from ingest_assets.annotations.records import (
     LabelFileError,
     Parsed,
     Record,
+    finite_number,
+    number_text,
 )
 
 __all__ = ["export_yolo", "image_key_stem", "label_key_stem", "parse_yolo", "read_classes"]
@@ -170,7 +171,7 @@ def _record(line: str, where: str, file: str, classes: list[str], key_stem: str)
     class_text, *number_texts = line.split()
     class_index = _class_index(class_text, where, file, classes)
     numbers = [
-        _number(text, where, file, _field_name(index, len(number_texts)))
+        finite_number(text, file, where, _field_name(index, len(number_texts)) + ":")
         for index, text in enumerate(number_texts)
     ]
     bbox, polygon, score = _shape(numbers, where, file)
@@ -208,16 +209,6 @@ def _field_name(index: int, count: int) -> str:
     if count % 2 == 1 and index == count - 1:
         return "conf"
     return f"{'xy'[index % 2]}{index // 2 + 1}"
-
-
-def _number(text: str, where: str, file: str, field: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise LabelFileError(file, where, f"{field}: {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise LabelFileError(file, where, f"{field}: {text!r} is not a finite number")
-    return value
 
 
 def _shape(
@@ -368,14 +359,7 @@ def _lines(record: Record, class_of: _ClassIndex, size: tuple[int, int]) -> list
 
 
 def _line(cls: int, numbers: list[float]) -> str:
-    return " ".join([str(cls), *(_number_text(value) for value in numbers)])
-
-
-def _number_text(value: float) -> str:
-    """A number as a label file writes it: plain decimals, no exponent, no float noise
-    (``0.4386875``, not ``0.43868750000000003``); it reads back to within 1e-12."""
-    text = f"{round(value, 12) + 0.0:.12f}".rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text
+    return " ".join([str(cls), *(number_text(value) for value in numbers)])
 
 
 def _label_path(item_key: str) -> str:
