@@ -29,6 +29,7 @@ from resources.config_errors import format_validation_error
 from resources.config_layout import refuse_overlapping_sources
 from resources.config_yaml import AliasesTooLarge, BoundedLoader
 from resources.errors import ConfigError
+from resources.lake.datapool import LINKED_SOURCE
 from resources.stores.options import StorageOptions, no_options, refuse_credentials_in_uri
 
 CONFIG_ENV = "BUCKETLAKE_CONFIG"
@@ -275,6 +276,11 @@ class BucketlakeConfig(BaseModel):
     def _unique_names(cls, sources: list[SourceConfig]) -> list[SourceConfig]:
         seen: set[str] = set()
         for source in sources:
+            if source.name == LINKED_SOURCE:
+                raise ValueError(
+                    f"source name {LINKED_SOURCE!r} is reserved for the items that COCO imports "
+                    "link (bucketlake import FILE --format coco); name the source otherwise"
+                )
             if source.name in seen:
                 raise ValueError(f"source name {source.name!r} is used twice; names must be unique")
             seen.add(source.name)

@@ -26,8 +26,10 @@ class FoundFile:
 
     @property
     def run_key(self) -> str:
-        """One run per version of the file: a changed file is imported again."""
-        return f"{self.spec.key}:{hashlib.sha256(self.change_token.encode()).hexdigest()[:16]}"
+        """One run per version of the file and of its settings: a changed file, or one whose
+        glob's settings (box rule) changed, is imported again."""
+        text = self.change_token.encode() + b"\x00" + self.spec.to_json()
+        return f"{self.spec.key}:{hashlib.sha256(text).hexdigest()[:16]}"
 
 
 def find_label_files(source: SourceConfig, store: ObjectStore) -> list[FoundFile]:
@@ -42,7 +44,15 @@ def find_label_files(source: SourceConfig, store: ObjectStore) -> list[FoundFile
                     uri = store.uri(info.key)
                     model = getattr(rule, "model", None)
                     version = getattr(rule, "version", None)
-                    spec = ImportSpec(import_key(uri), uri, rule.format, model, version, rule.boxes)
+                    spec = ImportSpec(
+                        import_key(uri),
+                        uri,
+                        rule.format,
+                        model,
+                        version,
+                        rule.boxes,
+                        source=source.name,
+                    )
                     found.append(FoundFile(spec, info.change_token))
                     break
     return found

@@ -94,9 +94,9 @@ def export_lake(
     left_out: Counter[str] = Counter()
     items = _items(lake, splits, sources, left_out)
     rows = _annotation_rows(lake, {item["item_id"] for item in items})
-    coco_categories, coco_images = _coco_tables(lake, {row["import"] for row in rows})
+    coco_categories, coco_images, tied = _coco_tables(lake, {row["import"] for row in rows})
     categories = _with_labels(coco_categories, rows)
-    matched = _coco_images(items, coco_images)
+    matched = _coco_images(items, coco_images, tied)
     image_ids = _image_ids(items, matched)
     by_id = {item["item_id"]: item for item in items}
     place = _CategoryOf(categories, set(coco_images))
@@ -168,18 +168,21 @@ def _annotation_rows(lake: Lake, item_ids: set[str]) -> list[dict[str, Any]]:
 
 def _coco_tables(
     lake: Lake, imports: Iterable[str]
-) -> tuple[dict[int, Category], dict[str, list[FileImage]]]:
-    """The categories of the COCO instances imports among ``imports`` and their images, by
-    import. Two imports giving one category id different names cannot share one file."""
+) -> tuple[dict[int, Category], dict[str, list[FileImage]], dict[str, dict[int, str]]]:
+    """The categories of the COCO instances imports among ``imports``, and by import their
+    images and the item each image was tied to. Two imports giving one category id different
+    names cannot share one file."""
     categories: dict[int, Category] = {}
     named_by: dict[int, str] = {}
     images: dict[str, list[FileImage]] = {}
+    tied: dict[str, dict[int, str]] = {}
     for key in sorted(imports):
         try:
             body = json.loads(lake.store.get(coco_tables_key(key)))
         except ObjectNotFound:
             continue
         images[key] = [FileImage(**entry) for entry in body["images"]]
+        tied[key] = {int(k): v for k, v in body.get("item_ids", {}).items()}
         for entry in body["categories"]:
             category = Category(**entry)
             known = categories.setdefault(category.id, category)
@@ -190,7 +193,7 @@ def _coco_tables(
                     "one of them, or import them with the same categories"
                 )
             named_by.setdefault(category.id, key)
-    return categories, images
+    return categories, images, tied
 
 
 def _with_labels(categories: dict[int, Category], rows: list[dict[str, Any]]) -> list[Category]:
@@ -203,17 +206,25 @@ def _with_labels(categories: dict[int, Category], rows: list[dict[str, Any]]) ->
 
 
 def _coco_images(
-    items: list[dict[str, Any]], coco_images: dict[str, list[FileImage]]
+    items: list[dict[str, Any]],
+    coco_images: dict[str, list[FileImage]],
+    tied: dict[str, dict[int, str]],
 ) -> dict[str, FileImage]:
     """By item id, the image of a COCO import's file that names the item (the first import,
-    in key order, where several do)."""
+    in key order, where several do): the item the import tied the image to, or for an import
+    that kept no ties, the item its file name names."""
     index = ItemIndex(Item(i["item_id"], i["key"], None, i["width"], i["height"]) for i in items)
     found: dict[str, FileImage] = {}
     for key in sorted(coco_images):
+        ties = tied.get(key, {})
         for image in coco_images[key]:
-            item, _ = index.find(image.file_name)
-            if item is not None:
-                found.setdefault(item.item_id, image)
+            if ties:
+                item_id = ties.get(image.image_id) if image.image_id is not None else None
+            else:
+                item, _ = index.find(image.file_name)
+                item_id = item.item_id if item is not None else None
+            if item_id is not None and item_id in index.by_id:
+                found.setdefault(item_id, image)
     return found
 
 

@@ -8,13 +8,14 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import pyarrow as pa
 
 from ingest_assets.annotations.matching import (
+    Item,
     ItemIndex,
     Unmatched,
     clipped,
@@ -23,7 +24,12 @@ from ingest_assets.annotations.matching import (
     resolve,
 )
 from ingest_assets.annotations.records import FORMATS, Parsed
-from ingest_assets.annotations.table import row, table_of
+from ingest_assets.annotations.table import (
+    ANNOTATIONS_SCHEMA,
+    PREDICTIONS_SCHEMA,
+    RowBuffer,
+    row,
+)
 from resources.errors import ConfigError, LakeError, ObjectNotFound
 from resources.stores.base import ObjectStore
 
@@ -45,6 +51,14 @@ class ImportSpec:
     model: str | None = None  # predictions name their model version; annotations none
     version: str | None = None
     boxes: BoxRule = "keep"  # boxes reaching outside their image: keep, clip or reject
+    #: The configured source whose storage settings (endpoint, credentials) read the file;
+    #: None reads it with the environment's.
+    source: str | None = None
+    #: A COCO instances file: link its images that no item answers to as items of their own
+    #: (``linking``), their relative file names resolved against ``images`` (by default the
+    #: file's folder).
+    link: bool = False
+    images: str | None = None
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -58,6 +72,13 @@ class ImportSpec:
             )
         if self.boxes not in ("keep", "clip", "reject"):
             raise ConfigError(f"import {self.uri}: boxes must be keep, clip or reject")
+        if (self.link or self.images) and self.format != "coco":
+            raise ConfigError(
+                f"import {self.uri}: only a COCO instances file (--format coco) defines images "
+                "to link as items; other formats name items that are already ingested"
+            )
+        if self.images and not self.link:
+            raise ConfigError(f"import {self.uri}: an image root is given only to link images")
 
     @property
     def predictions(self) -> bool:
@@ -82,21 +103,35 @@ def spec_key(key: str) -> str:
     return f"{IMPORTS}/{key}.json"
 
 
+#: What a file's import is: imported again under another format or model version, its rows
+#: would replace the rows of the first (another model version's predictions lost), so that
+#: is refused. Its other settings (box rule, linking, the source that reads it) may change.
+IDENTITY = ("format", "model", "version")
+
+
 def save_spec(lake: ObjectStore, spec: ImportSpec) -> None:
-    """Keep what the import reads, for its runs. A file imported again with other settings
-    (a predictions file under another model version, say) is refused: import a copy."""
-    try:
-        known = load_spec(lake, spec.key)
-    except LakeError:
-        known = None
-    if known is not None and known != spec:
-        raise ConfigError(
-            f"{spec.uri} was imported before as {known.format}"
-            + (f" for model {known.model} {known.version}" if known.model else "")
-            + f" with boxes: {known.boxes}; import it under another name to change that"
-        )
-    if known is None:
+    """Keep what the import reads, for its runs. A file imported again as another format or
+    model version is refused (import a copy); other settings replace the earlier ones."""
+    known = known_spec(lake, spec.key)
+    if known is not None:
+        before, now = asdict(known), asdict(spec)
+        changed = [name for name in IDENTITY if before[name] != now[name]]
+        if changed:
+            said = ", ".join(f"{name} {before[name]!r} (now {now[name]!r})" for name in changed)
+            raise ConfigError(
+                f"{spec.uri} was imported before with {said}; its rows would replace those of "
+                "the first import: import a copy of the file under another name"
+            )
+    if known != spec:
         lake.put(spec_key(spec.key), spec.to_json())
+
+
+def known_spec(lake: ObjectStore, key: str) -> ImportSpec | None:
+    """The import's spec, if it was started before."""
+    try:
+        return load_spec(lake, key)
+    except LakeError:
+        return None
 
 
 def load_spec(lake: ObjectStore, key: str) -> ImportSpec:
@@ -150,18 +185,27 @@ def import_chunks(
     spec: ImportSpec,
     tally: Tally,
     *,
+    tied: Mapping[int, Item] | None = None,
     chunk_rows: int = 50_000,
     skip: int = 0,
 ) -> Iterator[tuple[pa.Table, int]]:
     """The import's rows in tables of about ``chunk_rows``, each with the number of records
     read so far (a checkpoint's input end); the first ``skip`` records were written before
-    and are only counted."""
+    and are only counted. ``tied``: the item each image id of the file names, where that is
+    known already (a COCO file's images, tied or linked); other records are matched through
+    ``index``."""
     images = {image.image_id: image for image in parsed.images if image.image_id is not None}
+    tied = tied or {}
     model = (spec.model, spec.version) if spec.model and spec.version else None
-    rows: list[dict[str, Any]] = []
+    rows = RowBuffer(PREDICTIONS_SCHEMA if spec.predictions else ANNOTATIONS_SCHEMA)
     for n, record in enumerate(parsed.records):
         tally.records += 1
-        item, why = resolve(record, index, images)
+        image_id = record.item.image_id
+        item: Item | None
+        if image_id is not None and image_id in tied:
+            item, why = tied[image_id], ""
+        else:
+            item, why = resolve(record, index, images)
         if item is None:
             tally.miss(Unmatched(record.where, record.item.describe(), why))
             continue
@@ -182,9 +226,8 @@ def import_chunks(
         tally.labels[placed.label or "(none)"] += 1
         if n < skip:
             continue
-        rows.append(row(placed, item, import_key=spec.key, origin=spec.origin, model=model))
-        if len(rows) >= chunk_rows:
-            yield table_of(rows, spec.predictions), n + 1
-            rows = []
-    if rows or tally.records == 0:
-        yield table_of(rows, spec.predictions), max(tally.records, skip)
+        rows.add(row(placed, item, import_key=spec.key, origin=spec.origin, model=model))
+        if rows.count >= chunk_rows:
+            yield rows.take(), n + 1
+    if rows.count or tally.records == 0:
+        yield rows.take(), max(tally.records, skip)

@@ -13,7 +13,7 @@ from typing import Any
 from ingest_assets.annotations.records import FileImage, ItemRef, Record
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Item:
     """What matching needs of an item (a row of the current ``dataset_items``)."""
 
@@ -22,42 +22,65 @@ class Item:
     reference_id: str | None
     width: int | None
     height: int | None
+    source: str | None = None
 
 
 class ItemIndex:
-    """The items a file's records may name, looked up by key, reference id and file name."""
+    """The items a file's records may name, looked up by id, key, reference id and file
+    name. A name that several items answer to names none of them: the record is reported as
+    ambiguous, never tied to one of them at random."""
 
     def __init__(self, items: Iterable[Item]) -> None:
-        self.by_key: dict[str, Item] = {}
-        self.by_reference: dict[str, Item] = {}
+        self.by_id: dict[str, Item] = {}
+        self.by_key: dict[str, list[Item]] = defaultdict(list)
+        self.by_reference: dict[str, list[Item]] = defaultdict(list)
         self.by_name: dict[str, list[Item]] = defaultdict(list)
         self.by_stem: dict[str, list[Item]] = defaultdict(list)
         for item in items:
-            self.by_key[item.key] = item
-            if item.reference_id:
-                self.by_reference[item.reference_id] = item
-            self.by_name[_name(item.key)].append(item)
-            self.by_stem[_name(_stem(item.key))].append(item)
+            self.add(item)
+
+    def _lists(self, item: Item) -> list[list[Item]]:
+        lists = [
+            self.by_key[item.key],
+            self.by_name[_name(item.key)],
+            self.by_stem[_name(_stem(item.key))],
+        ]
+        return [*lists, self.by_reference[item.reference_id]] if item.reference_id else lists
+
+    def add(self, item: Item) -> None:
+        """Index ``item``, in place of the item with its id indexed before."""
+        old = self.by_id.get(item.item_id)
+        if old is not None:
+            for found in self._lists(old):
+                found.remove(old)
+        self.by_id[item.item_id] = item
+        for found in self._lists(item):
+            found.append(item)
 
     @classmethod
     def of_rows(cls, rows: Iterable[Mapping[str, Any]]) -> ItemIndex:
         return cls(
-            Item(r["item_id"], r["key"], r.get("reference_id"), r.get("width"), r.get("height"))
+            Item(
+                r["item_id"],
+                r["key"],
+                r.get("reference_id"),
+                r.get("width"),
+                r.get("height"),
+                r.get("source"),
+            )
             for r in rows
         )
 
     def find(self, name: str) -> tuple[Item | None, str]:
         """The item ``name`` (a key, file name or reference id) names, or None and why not."""
         name = name.removeprefix("./")
-        found = self.by_key.get(name) or self.by_reference.get(name)
-        if found is not None:
-            return found, ""
-        candidates = self.by_name.get(_name(name), [])
-        if len(candidates) == 1:
-            return candidates[0], ""
-        if candidates:
-            keys = ", ".join(sorted(c.key for c in candidates)[:3])
-            return None, f"{len(candidates)} items have the file name {_name(name)!r} ({keys}...)"
+        for what, value, candidates in (
+            ("key", name, self.by_key.get(name, [])),
+            ("reference id", name, self.by_reference.get(name, [])),
+            ("file name", _name(name), self.by_name.get(_name(name), [])),
+        ):
+            if candidates:
+                return _one(candidates, f"the {what} {value!r}")
         return None, "no item has this key, reference id or file name"
 
     def find_stem(self, stem: str) -> tuple[Item | None, str]:
@@ -68,12 +91,17 @@ class ItemIndex:
             for c in self.by_stem.get(_name(stem), [])
             if _stem(c.key) == stem or _stem(c.key).endswith("/" + stem)
         ]
-        if len(candidates) == 1:
-            return candidates[0], ""
         if candidates:
-            keys = ", ".join(sorted(c.key for c in candidates)[:3])
-            return None, f"{len(candidates)} items have keys ending in {stem!r} ({keys}...)"
+            return _one(candidates, f"keys ending in {stem!r}")
         return None, f"no item's key, less its extension, ends in {stem!r}"
+
+
+def _one(candidates: list[Item], what: str) -> tuple[Item | None, str]:
+    """The one candidate, or None and a reason that names some of them."""
+    if len(candidates) == 1:
+        return candidates[0], ""
+    keys = ", ".join(sorted(f"{c.source or '?'}:{c.key}" for c in candidates)[:3])
+    return None, f"{len(candidates)} items have {what} ({keys}...)"
 
 
 def _name(key: str) -> str:

@@ -81,7 +81,7 @@ class Record:
     derived: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileImage:
     """An image a label file describes itself (COCO ``images``): it may link items directly,
     with the size the file gives, without fetching anything."""
@@ -94,7 +94,7 @@ class FileImage:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Category:
     id: int
     name: str
@@ -115,6 +115,9 @@ class Parsed:
     images: list[FileImage] = field(default_factory=list)
     #: Anything else of the file worth keeping for a round trip (COCO ``info``, ``licenses``).
     extra: dict[str, Any] = field(default_factory=dict)
+    #: By image id, the item an earlier import tied the image to (a COCO results file's
+    #: images are those of the instances import in the lake).
+    item_ids: dict[int, str] = field(default_factory=dict)
 
 
 def finite_number(text: str, file: str, where: str, field: str) -> float:

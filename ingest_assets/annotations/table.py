@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -76,6 +75,27 @@ def row(
     return out
 
 
-def table_of(rows: Sequence[dict[str, Any]], predictions: bool) -> pa.Table:
-    schema = PREDICTIONS_SCHEMA if predictions else ANNOTATIONS_SCHEMA
-    return pa.Table.from_pylist(list(rows), schema=schema)
+class RowBuffer:
+    """Rows collected for one chunk of a table, held as Arrow batches of ``batch_rows`` rather
+    than as dicts (a row's dict costs several times its Arrow form)."""
+
+    def __init__(self, schema: pa.Schema, batch_rows: int = 5_000) -> None:
+        self.schema, self.batch_rows = schema, batch_rows
+        self._rows: list[dict[str, Any]] = []
+        self._batches: list[pa.RecordBatch] = []
+        self.count = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        self._rows.append(row)
+        self.count += 1
+        if len(self._rows) >= self.batch_rows:
+            self._batches.append(pa.RecordBatch.from_pylist(self._rows, schema=self.schema))
+            self._rows = []
+
+    def take(self) -> pa.Table:
+        """Everything added since the last take, as one table."""
+        if self._rows:
+            self._batches.append(pa.RecordBatch.from_pylist(self._rows, schema=self.schema))
+        table = pa.Table.from_batches(self._batches, schema=self.schema)
+        self._rows, self._batches, self.count = [], [], 0
+        return table

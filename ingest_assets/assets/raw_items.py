@@ -14,7 +14,12 @@ from ingest_assets.items.identity import item_id
 from ingest_assets.names import RAW_ITEMS
 from ingest_assets.partitions import batches
 from resources.errors import ObjectNotFound
-from resources.lake.datapool import manifest_key, manifest_table, parse_batch_key
+from resources.lake.datapool import (
+    LINKED_SOURCE,
+    manifest_key,
+    manifest_table,
+    parse_batch_key,
+)
 from resources.lake.resource import LakeResource
 
 #: Bump when raw_items rows would come out differently for the same manifest.
@@ -41,6 +46,12 @@ def raw_items(context: AssetExecutionContext, lake: LakeResource) -> Materialize
     try:
         data = tables.store.get(manifest_key(batch))
     except ObjectNotFound:
+        if source == LINKED_SOURCE:
+            raise Failure(
+                f"{batch} holds the items a COCO import linked: it has no objects to claim or "
+                "ingest; import the COCO file again to change them",
+                allow_retries=False,
+            ) from None
         raise Failure(
             f"batch {batch} has no manifest at {tables.store.uri(manifest_key(batch))}; batches "
             "are created by the datapool sensor or `bucketlake sync`, not by hand",

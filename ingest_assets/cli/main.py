@@ -67,6 +67,29 @@ def _parser() -> argparse.ArgumentParser:
         default="keep",
         help="boxes reaching outside their image: kept as given (default), clipped or rejected",
     )
+    imported.add_argument(
+        "--source",
+        help="the configured source the file is in: its endpoint and credentials read it",
+    )
+    linking = imported.add_mutually_exclusive_group()
+    linking.add_argument(
+        "--link",
+        action="store_true",
+        default=None,
+        help="COCO: link the images no item answers to as items of their own (nothing is "
+        "fetched; the default where no source is configured)",
+    )
+    linking.add_argument(
+        "--no-link",
+        dest="link",
+        action="store_false",
+        help="COCO: tie records to ingested items only; report the others as unmatched",
+    )
+    imported.add_argument(
+        "--images",
+        help="COCO: the folder or prefix the images' relative file names are in (default: the "
+        "file's folder); implies --link",
+    )
     exported = commands.add_parser(
         "export", help="write the current items and their annotations in a label format"
     )
@@ -132,12 +155,26 @@ def _import(args: argparse.Namespace) -> int:
     from resources.stores.open import open_lake_store
 
     config = load_config()
-    spec = spec_of(args.path, args.format, args.model, args.version, args.boxes)
-    outcome = start_import(config, Lake(open_lake_store(config)), open_instance(config), spec)
+    lake = Lake(open_lake_store(config))
+    link = True if args.images is not None and args.link is None else args.link
+    spec = spec_of(
+        config,
+        lake,
+        args.path,
+        args.format,
+        args.model,
+        args.version,
+        args.boxes,
+        source=args.source,
+        link=link,
+        images=args.images,
+    )
+    outcome = start_import(config, lake, open_instance(config), spec)
     m = outcome.metadata
+    linked = f"{m.get('images_linked', 0)} images linked as new items, " if spec.link else ""
     print(
         f"{spec.uri}: {m.get('records', 0)} records, {m.get('imported', 0)} imported, "
-        f"{m.get('unmatched', 0)} matching no item, {m.get('rejected', 0)} rejected, "
+        f"{linked}{m.get('unmatched', 0)} matching no item, {m.get('rejected', 0)} rejected, "
         f"{m.get('outside_image', 0)} boxes reaching outside their image "
         f"(import {spec.key}, run {outcome.run_id[:8]})"
     )

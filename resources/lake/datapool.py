@@ -62,6 +62,11 @@ class Tombstone:
     seq: int
 
 
+#: The source of the items that COCO imports link (their images need no configured source);
+#: no configured source may take the name.
+LINKED_SOURCE = "linked"
+
+
 def batch_key(source: str, seq: int) -> str:
     return f"{source}_{seq:0{SEQ_DIGITS}d}"
 

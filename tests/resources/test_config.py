@@ -61,6 +61,12 @@ def test_source_name_must_fit_dagster_names(tmp_path: Path) -> None:
     assert "letters, digits and underscores only" in message
 
 
+def test_the_name_of_linked_items_is_reserved(tmp_path: Path) -> None:
+    message = error_for(tmp_path, source(name="linked"))
+    assert "'linked' is reserved for the items that COCO imports link" in message
+    assert load_config(write(tmp_path, source(name="linked_cams"))).sources[0].name
+
+
 def test_unknown_key_is_refused(tmp_path: Path) -> None:
     message = error_for(tmp_path, source(batchsize=10))
     assert "sources[0].batchsize" in message and "unknown key" in message

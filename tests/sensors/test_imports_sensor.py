@@ -35,6 +35,22 @@ def tick(project: Project, instance: DagsterInstance) -> SensorResult | SkipReas
     return result
 
 
+def import_requested(project: Project, instance: DagsterInstance) -> str:
+    """Tick the sensor, which must ask for one import, and run that import; its key."""
+    ready = tick(project, instance)
+    assert isinstance(ready, SensorResult), ready
+    (request,) = ready.run_requests
+    assert request.partition_key is not None
+    result = materialize(
+        [imported_annotations],
+        partition_key=request.partition_key,
+        resources=project.resources,
+        instance=instance,
+    )
+    assert result.success
+    return request.partition_key
+
+
 def test_an_import_waits_for_its_batch_then_runs_once_per_version_of_its_file(
     project: Project, instance: DagsterInstance
 ) -> None:

@@ -225,3 +225,43 @@ def test_an_item_deleted_from_its_source_is_left_out(shapes: Project) -> None:
     kept = sum(a["image_id"] != third for a in truth["annotations"])
     assert len(exported["annotations"]) == kept
     assert f"exported 2 items, {kept} annotations" in said and "1 missing items" in said
+
+
+PERSONS = SHAPES.parent / "coco-persons"
+# The reference bbox stats of /work/shared/data/README.md for coco-persons.
+PERSONS_BBOX = [0.789121, 0.982398, 0.982398, 0.650495, 0.76662, 0.87217]
+PERSONS_BBOX += [0.278571, 0.828571, 0.842857, 0.65, 0.82, 0.914286]
+
+
+def test_real_photos_with_keypoints_export_to_a_file_that_scores_the_same(
+    project: Project,
+) -> None:
+    project.write_config(label_strategy="none")
+    truth = json.loads((PERSONS / "test_coco.json").read_text())
+    for image in truth["images"]:
+        shutil.copy(PERSONS / image["file_name"], project.inbox / image["file_name"])
+    assert sync(project).returncode == 0
+    code, out = bucketlake(project, "import", str(PERSONS / "test_coco.json"), "--format", "coco")
+    assert code == 0 and "14 records, 14 imported, 0 matching no item" in out, out
+
+    out_dir, said = export(project, "coco")
+
+    exported = json.loads((out_dir / "annotations.json").read_text())
+    assert "exported 4 items, 14 annotations as coco" in said
+    detections = json.loads((PERSONS / "test_coco_det_AP_H_56.json").read_text())
+    original = evaluate(truth, [dict(d) for d in detections], "bbox")
+    assert original == pytest.approx(PERSONS_BBOX, abs=1e-6)
+    assert evaluate(exported, [dict(d) for d in detections], "bbox") == original
+    # Keypoints: the ground truth's own keypoints as scored results give the same OKS stats.
+    as_results = [
+        {"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+        for a in truth["annotations"]
+        if a["num_keypoints"] > 0
+    ]
+    keypoints = evaluate(truth, [dict(r) for r in as_results], "keypoints")
+    assert keypoints[0] == pytest.approx(1.0)
+    assert evaluate(exported, [dict(r) for r in as_results], "keypoints") == keypoints
+    by_id = {a["id"]: a for a in exported["annotations"]}
+    for given in truth["annotations"]:
+        assert by_id[given["id"]]["keypoints"] == given["keypoints"]
+        assert by_id[given["id"]]["num_keypoints"] == given["num_keypoints"]

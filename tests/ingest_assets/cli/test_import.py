@@ -104,3 +104,20 @@ def test_records_of_missing_items_are_named_and_a_bad_file_leaves_nothing(
     assert code == 0, out
     matched = dropped["image_id"] != truth["images"][0]["id"]
     assert len(annotations(shapes)) == len(before) - matched  # the new version replaced the old
+
+
+def test_a_file_may_change_its_settings_but_not_its_model_version(shapes: Project) -> None:
+    truth = ["import", str(SHAPES / "gt_dataset.json"), "--format", "coco"]
+    assert bucketlake(shapes, *truth)[0] == 0
+    code, out = bucketlake(shapes, *truth, "--boxes", "reject")
+    assert code == 0 and "9 imported" in out, out
+    assert len(annotations(shapes)) == 9  # replaced, not added
+
+    results = ["import", str(SHAPES / "dt_dataset.json"), "--format", "coco-results"]
+    for version in ("1", "2"):
+        assert bucketlake(shapes, "add-model", "shapes_net", "--version", version)[0] == 0
+    assert bucketlake(shapes, *results, "--model", "shapes_net", "--version", "1")[0] == 0
+    code, out = bucketlake(shapes, *results, "--model", "shapes_net", "--version", "2")
+    assert code == 2
+    assert "imported before with version '1' (now '2')" in out and "import a copy" in out
+    assert {r["version"] for r in annotations(shapes, "imported_predictions")} == {"1"}
