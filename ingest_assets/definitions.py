@@ -11,12 +11,14 @@ from dagster import Definitions
 from ingest_assets.assets.checks import every_batch_has_items
 from ingest_assets.assets.dataset_items import dataset_items
 from ingest_assets.assets.duplicates import duplicates
+from ingest_assets.assets.evaluation import evaluation
 from ingest_assets.assets.imports import imported_annotations, imported_predictions
 from ingest_assets.assets.label_annotations import label_annotations
 from ingest_assets.assets.raw_items import raw_items
 from ingest_assets.executors import executor_for
 from ingest_assets.jobs import (
     dataset_checks_job,
+    evaluation_job,
     import_annotations_job,
     import_predictions_job,
     ingest_job,
@@ -25,6 +27,7 @@ from ingest_assets.schedules import dataset_checks_schedule
 from resources.config import BucketlakeConfig, load_config
 from resources.project import project_resources
 from sensors.datapool_sensor import build_datapool_sensor
+from sensors.evaluation_sensor import evaluation_sensor
 from sensors.imports_sensor import build_imports_sensor
 
 
@@ -37,12 +40,20 @@ def build_definitions(config: BucketlakeConfig) -> Definitions:
             label_annotations,
             imported_annotations,
             imported_predictions,
+            evaluation,
         ],
         asset_checks=[every_batch_has_items],
-        jobs=[ingest_job, dataset_checks_job, import_annotations_job, import_predictions_job],
+        jobs=[
+            ingest_job,
+            dataset_checks_job,
+            import_annotations_job,
+            import_predictions_job,
+            evaluation_job,
+        ],
         schedules=[dataset_checks_schedule],
         sensors=[build_datapool_sensor(source) for source in config.sources]
-        + [build_imports_sensor(s) for s in config.sources if s.annotations or s.predictions],
+        + [build_imports_sensor(s) for s in config.sources if s.annotations or s.predictions]
+        + [evaluation_sensor],
         resources=project_resources(config),
         executor=executor_for(config.executor),
     )

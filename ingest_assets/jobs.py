@@ -6,11 +6,13 @@ from dagster import AssetSelection, define_asset_job
 from ingest_assets.assets.checks import every_batch_has_items
 from ingest_assets.assets.dataset_items import dataset_items
 from ingest_assets.assets.duplicates import duplicates
+from ingest_assets.assets.evaluation import evaluation
 from ingest_assets.assets.imports import imported_annotations, imported_predictions
 from ingest_assets.assets.label_annotations import label_annotations
 from ingest_assets.assets.raw_items import raw_items
 from ingest_assets.names import (
     CHECKS_JOB,
+    EVALUATION_JOB,
     IMPORT_ANNOTATIONS_JOB,
     IMPORT_PREDICTIONS_JOB,
     INGEST_JOB,
@@ -43,4 +45,11 @@ import_predictions_job = define_asset_job(
     IMPORT_PREDICTIONS_JOB,
     selection=AssetSelection.assets(imported_predictions),
     description="Imports one model version's predictions from one file.",
+)
+
+#: One model version (a partition of ``model_versions``) scored against the ground truth.
+evaluation_job = define_asset_job(
+    EVALUATION_JOB,
+    selection=AssetSelection.assets(evaluation),
+    description="Scores one model version's predictions against the ground truth.",
 )

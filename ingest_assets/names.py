@@ -6,11 +6,13 @@ DUPLICATES = "duplicates"
 LABEL_ANNOTATIONS = "label_annotations"
 IMPORTED_ANNOTATIONS = "imported_annotations"
 IMPORTED_PREDICTIONS = "imported_predictions"
+EVALUATION = "evaluation"
 
 INGEST_JOB = "ingest_job"
 CHECKS_JOB = "dataset_checks_job"
 IMPORT_ANNOTATIONS_JOB = "import_annotations_job"
 IMPORT_PREDICTIONS_JOB = "import_predictions_job"
+EVALUATION_JOB = "evaluation_job"
 
 #: A batch whose runs failed this many times is not run again without being asked to.
 MAX_ATTEMPTS = 3

@@ -24,16 +24,22 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from ingest_assets.annotations.coco_ids import (
+    CategoryConflict,
+    CategoryOf,
+    coco_images,
+    coco_tables_of,
+    image_ids,
+    with_labels,
+)
 from ingest_assets.annotations.current import iter_annotations
 from ingest_assets.annotations.formats.coco import export_coco
 from ingest_assets.annotations.formats.csv_labels import export_csv_labels
 from ingest_assets.annotations.formats.labelstudio import export_labelstudio
 from ingest_assets.annotations.formats.voc import export_voc
 from ingest_assets.annotations.formats.yolo import CLASSES_FILE, export_yolo, image_key_stem
-from ingest_assets.annotations.matching import Item, ItemIndex
-from ingest_assets.annotations.reading import coco_tables_key
 from ingest_assets.annotations.records import Category, FileImage, ItemRef, Record
-from resources.errors import BucketlakeError, LakeError, ObjectNotFound
+from resources.errors import BucketlakeError, LakeError
 from resources.lake.tables import Lake
 
 EXPORT_FORMATS = ("coco", "yolo", "voc", "csv", "labelstudio")
@@ -94,14 +100,17 @@ def export_lake(
     left_out: Counter[str] = Counter()
     items = _items(lake, splits, sources, left_out)
     rows = _annotation_rows(lake, {item["item_id"] for item in items})
-    coco_categories, coco_images, tied = _coco_tables(lake, {row["import"] for row in rows})
-    categories = _with_labels(coco_categories, rows)
-    matched = _coco_images(items, coco_images, tied)
-    image_ids = _image_ids(items, matched)
+    try:
+        coco_categories, coco_imgs, tied = coco_tables_of(lake, {row["import"] for row in rows})
+    except CategoryConflict as exc:
+        raise ExportError(f"cannot export these imports together: {exc}") from exc
+    categories = with_labels(coco_categories, rows)
+    matched = coco_images(items, coco_imgs, tied)
+    ids = image_ids(items, matched)
     by_id = {item["item_id"]: item for item in items}
-    place = _CategoryOf(categories, set(coco_images))
-    records = [_record(row, by_id[row["item_id"]], place, image_ids) for row in rows]
-    selection = _Selection(items, categories, records, matched, image_ids)
+    place = CategoryOf(categories, set(coco_imgs))
+    records = [_record(row, by_id[row["item_id"]], place, ids) for row in rows]
+    selection = _Selection(items, categories, records, matched, ids)
     try:
         files, written = _WRITERS[fmt](selection, left_out)
     except ValueError as exc:
@@ -166,102 +175,8 @@ def _annotation_rows(lake: Lake, item_ids: set[str]) -> list[dict[str, Any]]:
     ]
 
 
-def _coco_tables(
-    lake: Lake, imports: Iterable[str]
-) -> tuple[dict[int, Category], dict[str, list[FileImage]], dict[str, dict[int, str]]]:
-    """The categories of the COCO instances imports among ``imports``, and by import their
-    images and the item each image was tied to. Two imports giving one category id different
-    names cannot share one file."""
-    categories: dict[int, Category] = {}
-    named_by: dict[int, str] = {}
-    images: dict[str, list[FileImage]] = {}
-    tied: dict[str, dict[int, str]] = {}
-    for key in sorted(imports):
-        try:
-            body = json.loads(lake.store.get(coco_tables_key(key)))
-        except ObjectNotFound:
-            continue
-        images[key] = [FileImage(**entry) for entry in body["images"]]
-        tied[key] = {int(k): v for k, v in body.get("item_ids", {}).items()}
-        for entry in body["categories"]:
-            category = Category(**entry)
-            known = categories.setdefault(category.id, category)
-            if known.name != category.name:
-                raise ExportError(
-                    f"COCO imports {named_by[category.id]} and {key} give category id "
-                    f"{category.id} the names {known.name!r} and {category.name!r}; export "
-                    "one of them, or import them with the same categories"
-                )
-            named_by.setdefault(category.id, key)
-    return categories, images, tied
-
-
-def _with_labels(categories: dict[int, Category], rows: list[dict[str, Any]]) -> list[Category]:
-    """The COCO categories, in id order, then a category for each other label."""
-    names = {category.name for category in categories.values()}
-    fresh = max(categories, default=0) + 1
-    extra = sorted({row["label"] for row in rows if row["label"] is not None} - names)
-    added = [Category(id=fresh + n, name=label) for n, label in enumerate(extra)]
-    return [categories[i] for i in sorted(categories)] + added
-
-
-def _coco_images(
-    items: list[dict[str, Any]],
-    coco_images: dict[str, list[FileImage]],
-    tied: dict[str, dict[int, str]],
-) -> dict[str, FileImage]:
-    """By item id, the image of a COCO import's file that names the item (the first import,
-    in key order, where several do): the item the import tied the image to, or for an import
-    that kept no ties, the item its file name names."""
-    index = ItemIndex(Item(i["item_id"], i["key"], None, i["width"], i["height"]) for i in items)
-    found: dict[str, FileImage] = {}
-    for key in sorted(coco_images):
-        ties = tied.get(key, {})
-        for image in coco_images[key]:
-            if ties:
-                item_id = ties.get(image.image_id) if image.image_id is not None else None
-            else:
-                item, _ = index.find(image.file_name)
-                item_id = item.item_id if item is not None else None
-            if item_id is not None and item_id in index.by_id:
-                found.setdefault(item_id, image)
-    return found
-
-
-def _image_ids(items: list[dict[str, Any]], matched: dict[str, FileImage]) -> dict[str, int]:
-    """COCO image ids by item: the id its COCO import's file gave it where no other item has
-    it, else a new one, so that results naming the file's ids still find their images."""
-    ids: dict[str, int] = {}
-    taken: set[int] = set()
-    for item in items:
-        image = matched.get(item["item_id"])
-        if image is not None and image.image_id is not None and image.image_id not in taken:
-            ids[item["item_id"]] = image.image_id
-            taken.add(image.image_id)
-    fresh = max(taken, default=0) + 1
-    for item in items:
-        if item["item_id"] not in ids:
-            ids[item["item_id"]], fresh = fresh, fresh + 1
-    return ids
-
-
-class _CategoryOf:
-    """A row's category: a COCO import's row keeps its category id; any other row is placed
-    by its label (a YOLO class index or a VOC file's order is not a COCO category id)."""
-
-    def __init__(self, categories: list[Category], coco_imports: set[str]) -> None:
-        self.by_id = {category.id: category for category in categories}
-        self.by_name = {category.name: category for category in categories}
-        self.coco_imports = coco_imports
-
-    def of(self, row: dict[str, Any]) -> Category | None:
-        if row["import"] in self.coco_imports and row["category_id"] in self.by_id:
-            return self.by_id[row["category_id"]]
-        return self.by_name.get(row["label"]) if row["label"] is not None else None
-
-
 def _record(
-    row: dict[str, Any], item: dict[str, Any], place: _CategoryOf, image_ids: dict[str, int]
+    row: dict[str, Any], item: dict[str, Any], place: CategoryOf, image_ids: dict[str, int]
 ) -> Record:
     category = place.of(row)
     attributes = json.loads(row["attributes"]) if row["attributes"] else {}

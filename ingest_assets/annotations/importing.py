@@ -35,7 +35,7 @@ from resources.stores.base import ObjectStore
 
 IMPORTS = "_imports"
 #: Bump when an import's rows would come out differently for the same file.
-IMPORTS_CODE_VERSION = "imports-1"
+IMPORTS_CODE_VERSION = "imports-2"
 BoxRule = Literal["keep", "clip", "reject"]
 #: How many unmatched or rejected records an import's metadata names (all are counted).
 EXAMPLES = 20

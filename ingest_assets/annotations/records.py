@@ -79,6 +79,9 @@ class Record:
     #: ``bbox``, as pycocotools computes them); an exporter leaves them out, so that the file
     #: it writes says what the original said and evaluates the same.
     derived: frozenset[str] = frozenset()
+    #: What a COCO results file's detections are scored as (``bbox``, ``segm`` or
+    #: ``keypoints``: the type pycocotools' ``loadRes`` takes from the file's first result).
+    result_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,9 @@ PREDICTIONS_SCHEMA = pa.schema(
         ("confidence", pa.float64()),
         ("model", pa.string()),
         ("version", pa.string()),
+        # The IoU type an object is scored as: a COCO results file's type, else segm for a
+        # mask and bbox for a box.
+        ("scored_as", pa.string()),
     ]
 )
 
@@ -72,6 +75,7 @@ def row(
     }
     if model is not None:
         out.update(confidence=record.score, model=model[0], version=model[1])
+        out["scored_as"] = scored_as(record)
     return out
 
 
@@ -99,3 +103,12 @@ class RowBuffer:
         table = pa.Table.from_batches(self._batches, schema=self.schema)
         self._rows, self._batches, self.count = [], [], 0
         return table
+
+
+def scored_as(record: Record) -> str | None:
+    """The IoU type a predicted object is scored as (None for a whole-image class)."""
+    if record.kind != "object":
+        return None
+    if record.result_type is not None:
+        return record.result_type
+    return "segm" if record.segmentation is not None else "bbox"

@@ -31,3 +31,64 @@ def bar_chart(counts: Mapping[str, int], *, title: str, most: int = 20) -> Metad
     image.save(buffer, "PNG", optimize=True)
     encoded = base64.b64encode(buffer.getvalue()).decode()
     return MetadataValue.md(f"![{title}](data:image/png;base64,{encoded})")
+
+
+def _png_markdown(image: Image.Image, title: str) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", optimize=True)
+    return f"![{title}](data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()})"
+
+
+PALETTE = [(46, 108, 194), (214, 96, 39), (60, 150, 70), (170, 50, 160), (200, 160, 30)]
+PALETTE += [(40, 160, 170), (120, 80, 40), (230, 90, 130), (90, 90, 90), (140, 170, 40)]
+
+
+def pr_chart(curves: Mapping[str, list[float]], recall: list[float], *, title: str) -> str:
+    """Precision against recall, one line per class (at most 10, as given), as markdown."""
+    size, margin = 360, 40
+    image = Image.new("RGB", (size + 170, size + 2 * margin), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((margin, 8), title, fill="black")
+    x0, y0, x1, y1 = margin, margin, margin + size - 20, margin + size - 20
+    draw.rectangle([x0, y0, x1, y1], outline="black")
+    for tick in (0.0, 0.5, 1.0):
+        draw.text((x0 + tick * (x1 - x0) - 6, y1 + 4), f"{tick:.1f}", fill="black")
+        draw.text((4, y1 - tick * (y1 - y0) - 6), f"{tick:.1f}", fill="black")
+    draw.text(((x0 + x1) // 2 - 16, y1 + 18), "recall", fill="black")
+    for n, (name, precision) in enumerate(list(curves.items())[:10]):
+        colour = PALETTE[n % len(PALETTE)]
+        points = [
+            (x0 + r * (x1 - x0), y1 - max(p, 0.0) * (y1 - y0))
+            for r, p in zip(recall, precision, strict=True)
+            if p > -1
+        ]
+        if len(points) > 1:
+            draw.line(points, fill=colour, width=2)
+        draw.text((x1 + 12, y0 + 14 * n), name[:24], fill=colour)
+    return _png_markdown(image, title)
+
+
+def matrix_chart(labels: list[str], matrix: list[list[int]], *, title: str) -> str:
+    """A confusion matrix (rows: true class, columns: predicted), shaded by row share."""
+    shown = labels[:30]
+    cell, left, top = 22, 120, 40
+    width = left + cell * len(shown) + 10
+    image = Image.new("RGB", (max(width, 300), top + cell * len(shown) + 30), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((6, 6), title + " (rows: truth, columns: predicted)", fill="black")
+    for i, label in enumerate(shown):
+        total = sum(matrix[i]) or 1
+        draw.text((6, top + i * cell + 5), label[:18], fill="black")
+        for j in range(len(shown)):
+            share = matrix[i][j] / total
+            shade = int(255 - 200 * share)
+            box = [
+                left + j * cell,
+                top + i * cell,
+                left + (j + 1) * cell - 1,
+                top + (i + 1) * cell - 1,
+            ]
+            draw.rectangle(box, fill=(shade, shade, 255), outline=(220, 220, 220))
+            if matrix[i][j]:
+                draw.text((box[0] + 3, box[1] + 5), str(matrix[i][j])[:3], fill="black")
+    return _png_markdown(image, title)

@@ -97,6 +97,14 @@ def _parser() -> argparse.ArgumentParser:
     exported.add_argument("--format", required=True, choices=list(EXPORT_FORMATS))
     exported.add_argument("--split", action="append", help="only this split (repeatable)")
     exported.add_argument("--source", action="append", help="only this source (repeatable)")
+    evaluate = commands.add_parser(
+        "evaluate", help="score a model version's predictions against the ground truth"
+    )
+    evaluate.add_argument("--model", required=True, help="the registered model")
+    evaluate.add_argument("--version", help="its version (default: the latest registered)")
+    evaluate.add_argument(
+        "--json", action="store_true", help="print the report as one JSON object on stdout"
+    )
     commands.add_parser("home", help="create the Dagster instance folder if needed; print it")
     verify = commands.add_parser(
         "verify-source", help="list a source and read one object, before a large ingestion"
@@ -181,6 +189,25 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from ingest_assets.cli.evaluate import run_evaluation, summary
+    from ingest_assets.cli.instance import open_instance
+    from resources.config import load_config
+    from resources.lake.tables import Lake
+    from resources.stores.open import open_lake_store
+
+    config = load_config()
+    lake = Lake(open_lake_store(config))
+    report = run_evaluation(lake, open_instance(config), args.model, args.version)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(summary(report))
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -248,6 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "add-model": _add_model,
         "import": _import,
         "export": _export,
+        "evaluate": _evaluate,
         "home": _home,
         "verify-source": _verify_source,
     }

@@ -80,6 +80,20 @@ class Catalog:
             committed |= {p for p, has in found if has}
         return sorted(committed, key=partition_order)
 
+    def entry_tokens(self) -> dict[str, str]:
+        """By committed partition, the change token of its catalog entry, which every commit
+        rewrites: a digest of these says whether anything was committed since (one listing)."""
+        tokens: dict[str, str] = {}
+        pending: set[str] = set()
+        for page in self.store.list_objects(self.prefix):
+            for info in page:
+                name = info.key[len(self.prefix) :]
+                if name.endswith(ENTRY):
+                    tokens[name.removesuffix(ENTRY)] = info.change_token
+                elif name.endswith(PENDING):
+                    pending.add(name.removesuffix(PENDING))
+        return {p: t for p, t in tokens.items() if p not in pending}
+
     def _has_marker(self, partition: str) -> bool:
         return self.store.exists(f"{self.asset}/{partition}/{self.marker}")
 

@@ -211,6 +211,7 @@ def _result_record(
 
 def _evaluated_geometry(record: Record, result_type: ResultType, entry: Entry) -> None:
     """Set the area and box as ``COCO.loadRes`` (pycocotools 2.0.11) computes them."""
+    record.result_type = {"bbox": "bbox", "segmentation": "segm"}.get(result_type, "keypoints")
     if result_type == "bbox":
         assert record.bbox is not None
         record.area = record.bbox[2] * record.bbox[3]
