@@ -20,7 +20,9 @@ def test_there_are_examples() -> None:
 def test_example_config_loads_and_builds_definitions(path: Path) -> None:
     config = load_config(path)
     defs = build_definitions(config)
-    assert {s.name for s in defs.sensors} == {f"datapool_{s.name}" for s in config.sources}
+    assert {s.name for s in defs.sensors} == {f"datapool_{s.name}" for s in config.sources} | {
+        "evaluation_sensor"
+    }
     assert (
         config.dagster_home_path.resolve()
         == (path.parents[2] / ".bucketlake" / "dagster_home").resolve()

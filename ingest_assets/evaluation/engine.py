@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+
+from ingest_assets.evaluation.objects import Objects
 
 IouType = Literal["bbox", "segm", "keypoints"]
 IOU_TYPES: tuple[IouType, ...] = ("bbox", "segm", "keypoints")
@@ -92,7 +96,9 @@ def evaluate(
             from pycocotools.cocoeval import COCOeval
 
             gt = COCO()
+            # pycocotools marks the ground truth's dicts as it evaluates (``ignore``): copies.
             gt.dataset = {k: list(v) if isinstance(v, list) else v for k, v in dataset.items()}
+            gt.dataset["annotations"] = [dict(a) for a in dataset.get("annotations", [])]
             gt.createIndex()
             dt = gt.loadRes([dict(r) for r in results]) if results else None
             cocoeval = COCOeval
@@ -101,11 +107,25 @@ def evaluate(
         run = cocoeval(gt, dt, iou_type)
         run.evaluate()
         if engine == "hotcoco":
-            per_image, per_class = _diagnosed(run, dataset, results)
+            truth_categories = {a["id"]: a["category_id"] for a in dataset["annotations"]}
+            result_categories = [r["category_id"] for r in results]
+            per_image, per_class = _diagnosed(
+                run, truth_categories.__getitem__, lambda n: result_categories[n - 1]
+            )
         else:
             per_image, per_class = _matched(run)
         run.accumulate()
         run.summarize()
+    return _evaluated(run, iou_type, engine, per_image, per_class)
+
+
+def _evaluated(
+    run: Any,
+    iou_type: IouType,
+    engine: str,
+    per_image: dict[int, Counts],
+    per_class: dict[int, Counts],
+) -> Evaluated:
     params = run.params
     return Evaluated(
         iou_type=iou_type,
@@ -123,27 +143,92 @@ def evaluate(
     )
 
 
+def evaluate_objects(
+    images: list[dict[str, Any]],
+    categories: list[dict[str, Any]],
+    truth: Objects,
+    results: Objects,
+    iou_type: IouType,
+    *,
+    engine: str | None = None,
+) -> Evaluated:
+    """``evaluate`` over columns: for boxes under hotcoco, handed over as arrays
+    (``COCO.from_arrays``, ``loadRes`` of an ``(N, 7)`` array), with no dict per object;
+    otherwise as COCO dicts."""
+    engine = engine or engine_name()
+    if engine != "hotcoco" or iou_type != "bbox" or not len(results):
+        dataset = {"images": images, "categories": categories, "annotations": truth.annotations()}
+        return evaluate(dataset, results.results(iou_type), iou_type, engine=engine)
+    import hotcoco
+
+    assert truth.area is not None and truth.iscrowd is not None
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = hotcoco.COCO.from_arrays(
+            images,
+            categories,
+            image_ids=truth.image_ids,
+            category_ids=truth.category_ids,
+            boxes=truth.boxes,
+            ids=np.arange(1, len(truth) + 1, dtype=np.int64),
+            area=truth.area,
+            iscrowd=truth.iscrowd,
+        )
+        run = hotcoco.COCOeval(gt, gt.loadRes(results.box_array()), iou_type)
+        run.evaluate()
+        truth_categories = truth.category_ids.tolist()
+        result_categories = results.category_ids.tolist()
+        per_image, per_class = _diagnosed(
+            run, lambda n: truth_categories[n - 1], lambda n: result_categories[n - 1]
+        )
+        run.accumulate()
+        run.summarize()
+    return _evaluated(run, iou_type, engine, per_image, per_class)
+
+
+def _empty_results(gt: Any, engine: str) -> Any:
+    """No detections at all: pycocotools' ``loadRes`` refuses an empty list, so the results
+    are an index with the ground truth's images and categories and no annotations."""
+    body = {
+        "images": list(gt.dataset["images"]),
+        "categories": list(gt.dataset.get("categories", [])),
+        "annotations": [],
+    }
+    if engine == "hotcoco":
+        import hotcoco
+
+        return hotcoco.COCO(body)
+    from pycocotools.coco import COCO
+
+    index = COCO()
+    index.dataset = body
+    index.createIndex()
+    return index
+
+
 def _diagnosed(
-    run: Any, dataset: dict[str, Any], results: list[dict[str, Any]]
+    run: Any, truth_category: Callable[[int], int], result_category: Callable[[int], int]
 ) -> tuple[dict[int, Counts], dict[int, Counts]]:
     """The counts from hotcoco's per-image diagnostics (its ``evalImgs`` would cost seconds
-    to hand over at 100,000 detections); a result's id is its place in ``results``, from 1."""
+    to hand over at 100,000 detections); ``truth_category`` and ``result_category`` give the
+    category of a ground-truth annotation id and of a result id (1 to N, in order)."""
     diagnosed = run.image_diagnostics(iou_thr=0.5)
     per_image = {
         int(image): Counts(int(s["tp"]), int(s["fp"]), int(s["fn"]))
         for image, s in diagnosed["img_summary"].items()
     }
     per_class: dict[int, Counts] = {}
-    for dt_id, status in diagnosed["dt_status"].items():
-        counts = per_class.setdefault(int(results[int(dt_id) - 1]["category_id"]), Counts())
+    dt = Counter((result_category(int(i)), status) for i, status in diagnosed["dt_status"].items())
+    missed = Counter(
+        truth_category(int(i)) for i, status in diagnosed["gt_status"].items() if status == "fn"
+    )
+    for (category, status), n in dt.items():
+        counts = per_class.setdefault(int(category), Counts())
         if status == "tp":
-            counts.tp += 1
+            counts.tp += n
         elif status == "fp":
-            counts.fp += 1
-    category_of = {a["id"]: a["category_id"] for a in dataset["annotations"]}
-    for gt_id, status in diagnosed["gt_status"].items():
-        if status == "fn":
-            per_class.setdefault(int(category_of[gt_id]), Counts()).fn += 1
+            counts.fp += n
+    for category, n in missed.items():
+        per_class.setdefault(int(category), Counts()).fn += n
     return per_image, per_class
 
 
@@ -173,23 +258,3 @@ def _matched(run: Any) -> tuple[dict[int, Counts], dict[int, Counts]]:
         per_image.setdefault(int(entry["image_id"]), Counts()).add(counts)
         per_class.setdefault(int(entry["category_id"]), Counts()).add(counts)
     return per_image, per_class
-
-
-def _empty_results(gt: Any, engine: str) -> Any:
-    """No detections at all: pycocotools' ``loadRes`` refuses an empty list, so the results
-    are an index with the ground truth's images and categories and no annotations."""
-    body = {
-        "images": list(gt.dataset["images"]),
-        "categories": list(gt.dataset.get("categories", [])),
-        "annotations": [],
-    }
-    if engine == "hotcoco":
-        import hotcoco
-
-        return hotcoco.COCO(body)
-    from pycocotools.coco import COCO
-
-    index = COCO()
-    index.dataset = body
-    index.createIndex()
-    return index

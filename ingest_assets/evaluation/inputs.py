@@ -13,10 +13,14 @@ order); rows keep their import order, as their files gave them.
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ingest_assets.annotations.coco_ids import (
     CategoryOf,
@@ -26,6 +30,7 @@ from ingest_assets.annotations.coco_ids import (
     with_labels,
 )
 from ingest_assets.evaluation.engine import IOU_TYPES, IouType
+from ingest_assets.evaluation.objects import Objects
 from ingest_assets.names import (
     DATASET_ITEMS,
     IMPORTED_ANNOTATIONS,
@@ -35,9 +40,10 @@ from ingest_assets.names import (
 from resources.lake.tables import Lake
 
 ITEM_COLUMNS = ["item_id", "key", "width", "height", "status"]
-ROW_COLUMNS = ["item_id", "import", "kind", "label", "category_id", "bbox", "segmentation"]
-ROW_COLUMNS += ["area", "iscrowd", "keypoints", "num_keypoints"]
-PREDICTION_COLUMNS = [*ROW_COLUMNS, "confidence", "model", "version", "scored_as"]
+ROW_COLUMNS = ["item_id", "import", "kind", "label", "category_id", "bbox", "area", "iscrowd"]
+MASK_COLUMNS = ["segmentation"]
+KEYPOINT_COLUMNS = ["keypoints", "num_keypoints"]
+PREDICTION_COLUMNS = ["confidence", "model", "version", "scored_as"]
 
 
 @dataclass
@@ -46,8 +52,8 @@ class Inputs:
 
     images: list[dict[str, Any]] = field(default_factory=list)
     categories: list[dict[str, Any]] = field(default_factory=list)
-    annotations: list[dict[str, Any]] = field(default_factory=list)
-    results: dict[IouType, list[dict[str, Any]]] = field(default_factory=dict)
+    truth: Objects = field(default_factory=Objects)
+    results: dict[IouType, Objects] = field(default_factory=dict)
     #: COCO image id -> (item id, key).
     items: dict[int, tuple[str, str]] = field(default_factory=dict)
     #: Whole-image classes: the ground truth's, and the predictions' (label, score) by item.
@@ -59,62 +65,80 @@ class Inputs:
     prediction_rows: int = 0
 
     def dataset(self) -> dict[str, Any]:
+        """The ground truth as a COCO instances dict."""
         return {
             "images": self.images,
             "categories": self.categories,
-            "annotations": self.annotations,
+            "annotations": self.truth.annotations(),
         }
 
     @property
     def iou_types(self) -> list[IouType]:
         """The IoU types there is something to score for: predictions made for them, and
-        ground truth that can be scored so (masks for segm, keypoints for keypoints)."""
+        ground truth that can be scored so (keypoints for keypoints)."""
         found: list[IouType] = []
         for iou_type in IOU_TYPES:
-            if not self.results.get(iou_type):
+            if not len(self.results.get(iou_type, Objects())):
                 continue
-            if iou_type == "keypoints" and not any("keypoints" in a for a in self.annotations):
+            keypoints = self.truth.keypoints
+            if iou_type == "keypoints" and not (keypoints and any(k for k in keypoints)):
                 continue
             found.append(iou_type)
         return found
 
 
-def _rows(lake: Lake, asset: str, columns: list[str]) -> Iterator[dict[str, Any]]:
-    """Every committed import's rows, ``columns`` only (None for one an older import's
-    table lacks); a row dict is built from column lists, faster than row by row."""
+def _tables(lake: Lake, asset: str, columns: list[str]) -> Iterator[tuple[str, pa.Table]]:
+    """Each committed import's table, ``columns`` only (null for one an older import's table
+    lacks), with its partition."""
     for partition, commit in lake.read_commits(asset):
         present = [c for c in columns if c in commit.schema.names]
         table = lake.read_table(asset, partition, present)
-        values = [table.column(c).to_pylist() for c in present]
-        missing = [c for c in columns if c not in present]
-        for row in zip(*values, strict=True):
-            record = dict(zip(present, row, strict=True))
-            record.update(dict.fromkeys(missing))
-            yield record
+        for missing in (c for c in columns if c not in present):
+            table = table.append_column(missing, pa.nulls(table.num_rows, pa.string()))
+        yield partition, table
 
 
 def read_inputs(lake: Lake, model: str, version: str) -> Inputs:
     """The ground truth and the predictions of ``model`` ``version`` in the lake now."""
     out = Inputs()
-    items = {
-        row["item_id"]: row
-        for row in lake.read_current(DATASET_ITEMS, columns=ITEM_COLUMNS).to_pylist()
-        if row["status"] == "ok"
-    }
-    predictions = [
-        r
-        for r in _rows(lake, IMPORTED_PREDICTIONS, PREDICTION_COLUMNS)
-        if r["model"] == model and r["version"] == version
+    current = lake.read_current(DATASET_ITEMS, columns=ITEM_COLUMNS)
+    current = current.filter(pc.equal(current.column("status"), "ok"))
+    items = {row["item_id"]: row for row in current.to_pylist()}
+    wanted = [*ROW_COLUMNS, *MASK_COLUMNS, *KEYPOINT_COLUMNS, *PREDICTION_COLUMNS]
+    of_version = (
+        (
+            p,
+            t.filter(
+                pc.and_(pc.equal(t.column("model"), model), pc.equal(t.column("version"), version))
+            ),
+        )
+        for p, t in _tables(lake, IMPORTED_PREDICTIONS, wanted)
+    )
+    predicted = [(p, t) for p, t in of_version if t.num_rows]
+    masks = any(t.column("segmentation").null_count < t.num_rows for _, t in predicted)
+    keypoints = any(t.column("keypoints").null_count < t.num_rows for _, t in predicted)
+    columns = (
+        ROW_COLUMNS + (MASK_COLUMNS if masks else []) + (KEYPOINT_COLUMNS if keypoints else [])
+    )
+    ok = pa.array(list(items), type=pa.string())
+    truth = [
+        (partition, t.filter(pc.is_in(t.column("item_id"), value_set=ok)))
+        for partition, t in _tables(lake, IMPORTED_ANNOTATIONS, columns)
     ]
-    masks = any(r["segmentation"] is not None for r in predictions if r["kind"] == "object")
-    columns = ROW_COLUMNS if masks else [c for c in ROW_COLUMNS if c != "segmentation"]
-    truth = [r for r in _rows(lake, IMPORTED_ANNOTATIONS, columns) if r["item_id"] in items]
-    out.ground_truth_rows, out.prediction_rows = len(truth), len(predictions)
-    coco_categories, coco_imgs, tied = coco_tables_of(lake, {r["import"] for r in truth})
-    categories = with_labels(coco_categories, [*truth, *predictions])
+    out.ground_truth_rows = sum(t.num_rows for _, t in truth)
+    out.prediction_rows = sum(t.num_rows for _, t in predicted)
+    coco_categories, coco_imgs, tied = coco_tables_of(lake, {p for p, t in truth if t.num_rows})
+    labels = [
+        {"label": label}
+        for t in [*(t for _, t in truth), *(t for _, t in predicted)]
+        for label in pc.unique(t.column("label")).to_pylist()
+    ]
+    categories = with_labels(coco_categories, labels)
     place = CategoryOf(categories, set(coco_imgs))
     labelled = {item for ties in tied.values() for item in ties.values() if item in items}
-    labelled |= {r["item_id"] for r in truth if r["kind"] == "object"}
+    for _, t in truth:
+        objects = t.filter(pc.equal(t.column("kind"), "object"))
+        labelled.update(objects.column("item_id").to_pylist())
     chosen = sorted((items[i] for i in labelled), key=lambda i: i["key"])
     ids = image_ids(chosen, coco_images(chosen, coco_imgs, tied))
     out.images = [
@@ -123,11 +147,14 @@ def read_inputs(lake: Lake, model: str, version: str) -> Inputs:
     ]
     out.items = {ids[i["item_id"]]: (i["item_id"], i["key"]) for i in chosen}
     out.categories = [_category(c) for c in categories]
-    _predictions(out, predictions, place, ids, items)
-    _truth(out, truth, place, ids, masks=masks)
-    for row in _rows(lake, LABEL_ANNOTATIONS, ["item_id", "kind", "label"]):
-        if row["kind"] == "class" and row["label"] and row["item_id"] in items:
-            out.truth_classes.setdefault(row["item_id"], row["label"])  # imported ones first
+    out.truth = Objects.concat(
+        [_truth_objects(out, partition, t, place, ids) for partition, t in truth]
+    )
+    _predictions(out, predicted, place, ids, items)
+    for _, t in _tables(lake, LABEL_ANNOTATIONS, ["item_id", "kind", "label"]):
+        for row in t.filter(pc.equal(t.column("kind"), "class")).to_pylist():
+            if row["label"] and row["item_id"] in items:
+                out.truth_classes.setdefault(row["item_id"], row["label"])  # imported first
     return out
 
 
@@ -142,82 +169,128 @@ def _category(category: Any) -> dict[str, Any]:
     return body
 
 
-def _truth(
-    out: Inputs,
-    rows: list[dict[str, Any]],
-    place: CategoryOf,
-    ids: dict[str, int],
-    *,
-    masks: bool,
-) -> None:
-    """The ground truth's objects as COCO annotations (their masks only where predictions
-    are scored as masks: parsing them costs more than the box evaluation itself)."""
-    for row in rows:
-        if row["kind"] == "class":
-            if row["label"]:
-                out.truth_classes[row["item_id"]] = row["label"]
-            continue
+def _category_ids(partition: str, table: pa.Table, place: CategoryOf) -> np.ndarray:
+    """Each row's category id (-1 for a class the categories lack); a table has a few
+    distinct (id, label) pairs, so each is placed once."""
+    placed: dict[tuple[Any, Any], int] = {}
+
+    def of(category_id: Any, label: Any) -> int:
+        row = {"import": partition, "category_id": category_id, "label": label}
         category = place.of(row)
-        if category is None or row["bbox"] is None:
-            continue
-        bbox = row["bbox"]
-        annotation: dict[str, Any] = {
-            "id": len(out.annotations) + 1,
-            "image_id": ids[row["item_id"]],
-            "category_id": category.id,
-            "bbox": bbox,
-            "area": row["area"] if row["area"] is not None else bbox[2] * bbox[3],
-            "iscrowd": row["iscrowd"] or 0,
-        }
-        if masks and row.get("segmentation") is not None:
-            annotation["segmentation"] = json.loads(row["segmentation"])
-        if row["keypoints"] is not None:
-            annotation["keypoints"] = row["keypoints"]
-            annotation["num_keypoints"] = row["num_keypoints"] or 0
-        out.annotations.append(annotation)
+        return category.id if category is not None else -1
+
+    ids, labels = table.column("category_id").to_pylist(), table.column("label").to_pylist()
+    found = [
+        placed[pair] if pair in placed else placed.setdefault(pair, of(*pair))
+        for pair in zip(ids, labels, strict=True)
+    ]
+    return np.asarray(found, dtype=np.int64)
+
+
+def _located(
+    partition: str, table: pa.Table, place: CategoryOf, ids: dict[str, int]
+) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    """The rows that are objects with a box on a labelled item of a known category, their
+    COCO image ids and category ids."""
+    table = table.filter(
+        pc.and_(pc.equal(table.column("kind"), "object"), pc.is_valid(table.column("bbox")))
+    )
+    image = np.asarray([ids.get(i, -1) for i in table.column("item_id").to_pylist()], np.int64)
+    category = _category_ids(partition, table, place)
+    keep = (image >= 0) & (category >= 0)
+    return table.filter(pa.array(keep)), image[keep], category[keep]
+
+
+def _boxes(table: pa.Table) -> np.ndarray:
+    flat = pc.list_flatten(table.column("bbox")).to_numpy(zero_copy_only=False)
+    return np.asarray(flat, dtype=np.float64).reshape(-1, 4)
+
+
+def _json_column(table: pa.Table, name: str) -> list[Any]:
+    return [None if v is None else json.loads(v) for v in table.column(name).to_pylist()]
+
+
+def _truth_objects(
+    out: Inputs, partition: str, table: pa.Table, place: CategoryOf, ids: dict[str, int]
+) -> Objects:
+    for row in table.filter(pc.equal(table.column("kind"), "class")).to_pylist():
+        if row["label"]:
+            out.truth_classes[row["item_id"]] = row["label"]
+    objects, image, category = _located(partition, table, place, ids)
+    boxes = _boxes(objects)
+    area = objects.column("area").to_numpy(zero_copy_only=False).astype(np.float64)
+    area = np.where(np.isnan(area), boxes[:, 2] * boxes[:, 3], area)  # a box format's: w * h
+    crowd = pc.fill_null(objects.column("iscrowd"), 0).to_numpy(zero_copy_only=False)
+    names = objects.column_names
+    return Objects(
+        image_ids=image,
+        category_ids=category,
+        boxes=boxes,
+        area=area,
+        iscrowd=np.asarray(crowd, dtype=np.int64),
+        segmentation=_json_column(objects, "segmentation") if "segmentation" in names else None,
+        keypoints=objects.column("keypoints").to_pylist() if "keypoints" in names else None,
+        num_keypoints=objects.column("num_keypoints").to_pylist()
+        if "num_keypoints" in names
+        else None,
+    )
 
 
 def _predictions(
     out: Inputs,
-    rows: list[dict[str, Any]],
+    tables: list[tuple[str, pa.Table]],
     place: CategoryOf,
     ids: dict[str, int],
     items: dict[str, Any],
 ) -> None:
-    results: dict[IouType, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        if row["item_id"] not in items:
-            out.left_out["predictions of items no longer current"] += 1
-            continue
-        if row["kind"] == "class":
+    """Sort the predictions into the IoU types they are scored as, and the classes."""
+    parts: dict[IouType, list[Objects]] = {t: [] for t in IOU_TYPES}
+    ok = pa.array(list(items), pa.string())
+    for partition, every in tables:
+        table = every.filter(pc.is_in(every.column("item_id"), value_set=ok))
+        out.left_out["predictions of items no longer current"] += every.num_rows - table.num_rows
+        for row in table.filter(pc.equal(table.column("kind"), "class")).to_pylist():
             if row["label"]:
                 scores = out.predicted_classes.setdefault(row["item_id"], [])
                 scores.append((row["label"], float(row["confidence"] or 0.0)))
-            continue
-        if row["item_id"] not in ids:
-            out.left_out["predictions of items without ground truth"] += 1
-            continue
-        category = place.of(row)
-        if category is None:
-            out.left_out["predictions of a class the ground truth does not have"] += 1
-            continue
-        scored_as = row["scored_as"] or ("segm" if row["segmentation"] else "bbox")
-        result: dict[str, Any] = {
-            "image_id": ids[row["item_id"]],
-            "category_id": category.id,
-            "score": row["confidence"],
-        }
-        if scored_as == "segm":
-            # No box: given one, loadRes would score the result as a box (area w * h).
-            result["segmentation"] = json.loads(row["segmentation"])
-        elif scored_as == "keypoints":
-            result["keypoints"] = row["keypoints"]
-        else:
-            result["bbox"] = row["bbox"]
-            if row["segmentation"] is not None:
-                # A box result that carries a mask is scored as a mask too, as loadRes loads
-                # it: box first, so its area is the box's. (A mask result is scored as a
-                # mask only, so two files of one model version do not mix.)
-                results["segm"].append({**result, "segmentation": json.loads(row["segmentation"])})
-        results[scored_as].append(result)  # type: ignore[index]
-    out.results = dict(results)
+        objects = table.filter(pc.equal(table.column("kind"), "object"))
+        unlabelled = sum(i not in ids for i in objects.column("item_id").to_pylist())
+        out.left_out["predictions of items without ground truth"] += unlabelled
+        located, image, category = _located(partition, objects, place, ids)
+        unknown = objects.num_rows - unlabelled - located.num_rows
+        out.left_out["predictions of a class the ground truth does not have"] += unknown
+        scored = [
+            s or ("segm" if m is not None else "bbox")
+            for s, m in zip(
+                located.column("scored_as").to_pylist(),
+                located.column("segmentation").to_pylist(),
+                strict=True,
+            )
+        ]
+        boxes, scores = _boxes(located), located.column("confidence").to_numpy(zero_copy_only=False)
+        masks = _json_column(located, "segmentation")
+        points = located.column("keypoints").to_pylist()
+        for iou_type in IOU_TYPES:
+            if iou_type == "segm":  # mask results, and box results that carry a mask
+                pick = [
+                    s == "segm" or (s == "bbox" and m is not None)
+                    for s, m in zip(scored, masks, strict=True)
+                ]
+            else:
+                pick = [s == iou_type for s in scored]
+            chosen = np.asarray(pick, dtype=bool)
+            if not chosen.any():
+                continue
+            parts[iou_type].append(
+                Objects(
+                    image_ids=image[chosen],
+                    category_ids=category[chosen],
+                    boxes=boxes[chosen],
+                    scores=np.asarray(scores, dtype=np.float64)[chosen],
+                    segmentation=[m for m, c in zip(masks, chosen, strict=True) if c],
+                    keypoints=[k for k, c in zip(points, chosen, strict=True) if c],
+                    boxed=[s == "bbox" for s, c in zip(scored, chosen, strict=True) if c],
+                )
+            )
+    out.results = {t: Objects.concat(p) for t, p in parts.items() if p}
+    out.left_out = +out.left_out  # drop the reasons nothing had

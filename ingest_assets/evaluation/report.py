@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from ingest_assets.evaluation.classification import Classification, classify
 from ingest_assets.evaluation.detection import Detection, summarize
-from ingest_assets.evaluation.engine import evaluate
+from ingest_assets.evaluation.engine import evaluate_objects
 from ingest_assets.evaluation.inputs import Inputs, read_inputs
 from resources.lake.tables import Lake
 
@@ -85,9 +85,16 @@ def evaluate_model(lake: Lake, model: str, version: str, *, engine: str | None =
     inputs = read_inputs(lake, model, version)
     report = Report(model, version, inputs=inputs)
     names = {c["id"]: c["name"] for c in inputs.categories}
-    if inputs.annotations or inputs.images:
+    if len(inputs.truth) or inputs.images:
         for iou_type in inputs.iou_types:
-            scored = evaluate(inputs.dataset(), inputs.results[iou_type], iou_type, engine=engine)
+            scored = evaluate_objects(
+                inputs.images,
+                inputs.categories,
+                inputs.truth,
+                inputs.results[iou_type],
+                iou_type,
+                engine=engine,
+            )
             report.detection[iou_type] = summarize(scored, names)
     report.classification = classify(inputs.truth_classes, inputs.predicted_classes)
     return report

@@ -116,6 +116,12 @@ def _parquet_bytes(table: pa.Table, metadata: dict[bytes, bytes] | None = None) 
     return sink.getvalue()
 
 
+def read_parquet(data: bytes, columns: list[str] | None) -> pa.Table:
+    """One Parquet file's table. Read as a single file (``pq.read_table`` goes through
+    ``pyarrow.dataset``, whose import alone costs a process 0.3 s)."""
+    return pq.ParquetFile(pa.BufferReader(data)).read(columns=columns)
+
+
 class Lake:
     """Tables under one root store."""
 
@@ -174,7 +180,7 @@ class Lake:
             ) from None
         schema = _projected(file.commit.schema, columns)
         cols = list(columns) if columns is not None else None
-        return _strip(pq.read_table(pa.BufferReader(data), columns=cols)).cast(schema)
+        return _strip(read_parquet(data, cols)).cast(schema)
 
     def read_table(
         self, asset: str, partition: str, columns: Sequence[str] | None = None
@@ -425,7 +431,7 @@ class PartitionWriter:
         for chunk in list(self.chunks):
             data = self.store.get(self.prefix + chunk.path)
             cols = list(columns) if columns is not None else None
-            yield _strip(pq.read_table(pa.BufferReader(data), columns=cols))
+            yield _strip(read_parquet(data, cols))
 
     def commit(self, schema: pa.Schema, **extra: Any) -> Commit:
         """Write the marker (the table becomes visible), then remove superseded attempts."""

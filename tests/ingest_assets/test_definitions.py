@@ -54,7 +54,7 @@ def test_one_running_sensor_per_source(tmp_path: Path) -> None:
     defs = build_definitions(load_config(path))
     Definitions.validate_loadable(defs)
     sensors = {s.name: s for s in defs.sensors}
-    assert set(sensors) == {"datapool_cams", "datapool_phones_2"}
+    assert set(sensors) == {"datapool_cams", "datapool_phones_2", "evaluation_sensor"}
     assert all(s.default_status.value == "RUNNING" for s in sensors.values())
     assert sensors["datapool_cams"].job_name == "ingest_job"
 
@@ -97,10 +97,10 @@ def test_resources_carry_the_validated_settings_until_the_definitions_load_again
     write(path, {"lake": "elsewhere", "sources": [{"name": "cams", "uri": "x", "batch_size": 7}]})
 
     assert sources.source("cams").batch_size == 250  # the loaded definitions keep their settings
-    assert [s.name for s in defs.sensors] == ["datapool_cams", "datapool_raw"]
+    assert [s.name for s in defs.sensors] == ["datapool_cams", "datapool_raw", "evaluation_sensor"]
     reloaded = build_definitions(load_config(path))
     assert reloaded.resources["sources"].source("cams").batch_size == 7
-    assert [s.name for s in reloaded.sensors] == ["datapool_cams"]
+    assert [s.name for s in reloaded.sensors] == ["datapool_cams", "evaluation_sensor"]
 
 
 def test_the_executor_is_the_one_the_config_chooses(tmp_path: Path) -> None:

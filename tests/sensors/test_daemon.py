@@ -6,6 +6,7 @@ The UI shows the resources with their settings."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -85,6 +86,13 @@ def daemon(project: Project, request: pytest.FixtureRequest) -> Iterator[Daemon]
                 "run_retries:\n  enabled: true", "run_retries:\n  enabled: false"
             )
         )
+    with dagster_dev(project, home) as port:
+        yield Daemon(home, port, retries)
+
+
+@contextlib.contextmanager
+def dagster_dev(project: Project, home: Path) -> Iterator[int]:
+    """``dagster dev`` (webserver and daemon) on the instance in ``home``; its port."""
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "BUCKETLAKE_CONFIG": str(project.config_path)}
     command = ["dev", "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)]
@@ -98,7 +106,7 @@ def daemon(project: Project, request: pytest.FixtureRequest) -> Iterator[Daemon]
     )
     try:
         wait_for_port(port, timeout=120)
-        yield Daemon(home, port, retries)
+        yield port
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:

@@ -22,9 +22,7 @@ from tests.images import write_image
 
 
 def datapool_sensor(project: Project) -> SensorDefinition:
-    (sensor,) = build_definitions(project.config).sensors
-    assert sensor.name == "datapool_inbox"
-    return sensor
+    return next(s for s in build_definitions(project.config).sensors if s.name == "datapool_inbox")
 
 
 def tick(project: Project, instance: DagsterInstance, cursor: str | None = None) -> Any:
@@ -241,7 +239,7 @@ def test_each_source_has_a_sensor_named_after_it_that_claims_only_its_objects(
     cams = project.tick(instance, source="inbox")
     phones = project.tick(instance, source="phones_2")
 
-    assert names == {"datapool_inbox", "datapool_phones_2"}
+    assert names == {"datapool_inbox", "datapool_phones_2", "evaluation_sensor"}
     assert [r.partition_key for r in cams.run_requests] == ["inbox_000001"]
     assert [r.partition_key for r in phones.run_requests] == ["phones_2_000001"]
     assert phones.run_requests[0].tags["bucketlake/source"] == "phones_2"

@@ -137,7 +137,9 @@ def test_racing_claimers_without_the_lease_never_claim_a_version_twice(project: 
 
 def test_sensor_and_sync_racing_claim_every_version_exactly_once(project: Project) -> None:
     project.write_config(batch_size=5)
-    (sensor,) = build_definitions(project.config).sensors
+    sensor = next(
+        s for s in build_definitions(project.config).sensors if s.name == "datapool_inbox"
+    )
     home = ensure_dagster_home(project.config)
     env = {**os.environ, "BUCKETLAKE_CONFIG": str(project.config_path), "DAGSTER_HOME": str(home)}
     for i in range(10):

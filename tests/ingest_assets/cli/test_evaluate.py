@@ -23,7 +23,7 @@ from ingest_assets.definitions import build_definitions
 from tests.conftest import Project
 from tests.ingest_assets.cli.test_import import SHAPES, bucketlake
 from tests.ingest_assets.cli.test_import_linked import BBOX_STATS, CONFORMANCE, SEGM_STATS
-from tests.ingest_assets.cli.test_sync import BIN, run, sync
+from tests.ingest_assets.cli.test_sync import BIN, run, seed, sync
 
 PERSONS = SHAPES.parent / "coco-persons"
 pytestmark = pytest.mark.skipif(
@@ -161,3 +161,34 @@ def test_ingested_photos_score_as_pycocotools_on_their_files(
     for iou_type in iou_types:
         expected = oracle(folder / truth, folder / results, iou_type)
         assert report[iou_type]["stats"] == pytest.approx(expected, abs=1e-9), iou_type
+
+
+def test_folder_labels_and_a_classifiers_scores_give_classification_metrics(
+    project: Project, tmp_path: Path
+) -> None:
+    project.write_config(label_strategy="folder")
+    seed(project, 6)  # 0, 2, 4 in dogs/; 1, 3, 5 in cats/
+    assert sync(project).returncode == 0
+    scores = tmp_path / "scores.csv"
+    rows = ["key,label,score"]
+    for i in range(6):
+        truth, other = ("cats", "dogs") if i % 2 else ("dogs", "cats")
+        first, second = (other, truth) if i == 5 else (truth, other)  # 5 is wrong at top 1
+        rows += [f"{truth}/{i}.jpg,{first},0.8", f"{truth}/{i}.jpg,{second},0.2"]
+    scores.write_text("\n".join(rows) + "\n")
+    assert (
+        bucketlake(project, "add-model", "clf", "--version", "1", "--task", "classification")[0]
+        == 0
+    )
+    code, out = bucketlake(
+        project, "import", str(scores), "--format", "csv", "--model", "clf", "--version", "1"
+    )
+    assert code == 0, out
+
+    report = evaluate_json(project, "--model", "clf")
+
+    c = report["classification"]
+    assert (c["items"], c["accuracy"]) == (6, pytest.approx(5 / 6))
+    assert c["labels"] == ["cats", "dogs"] and c["confusion"] == [[2, 1], [0, 3]]
+    assert c["top_k"] == {"top1": pytest.approx(5 / 6)}
+    assert "bbox" not in report

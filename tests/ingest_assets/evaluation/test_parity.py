@@ -20,7 +20,8 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from ingest_assets.evaluation.detection import summarize
-from ingest_assets.evaluation.engine import engine_name, evaluate
+from ingest_assets.evaluation.engine import Counts, engine_name, evaluate, evaluate_objects
+from ingest_assets.evaluation.objects import Objects
 
 DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
@@ -111,9 +112,12 @@ def test_random_scenes_score_as_pycocotools(
     np.testing.assert_allclose(got.recall, expected.eval["recall"], rtol=0, atol=1e-9)
     # The counts at IoU 0.5 agree with pycocotools' own matches, per image and per class.
     matches = evaluate(dataset, results, "bbox", engine="pycocotools")
-    assert got.per_image == matches.per_image
-    assert {c: got.per_class.get(c) for c in got.cat_ids} == {
-        c: matches.per_class.get(c) for c in got.cat_ids
+    nothing = Counts()
+    assert {i: c for i, c in got.per_image.items() if c != nothing} == {
+        i: c for i, c in matches.per_image.items() if c != nothing
+    }
+    assert {c: got.per_class.get(c, nothing) for c in got.cat_ids} == {
+        c: matches.per_class.get(c, nothing) for c in got.cat_ids
     }
     summary = summarize(got, {c["id"]: c["name"] for c in dataset["categories"]})
     truth = [a for a in dataset["annotations"] if not a["iscrowd"]]
@@ -184,3 +188,37 @@ def test_the_fallback_engine_is_pycocotools_itself() -> None:
 
     assert fallback.engine == "pycocotools"
     assert fallback.stats == list(map(float, oracle(dataset, results, "bbox").stats))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenes())
+def test_boxes_handed_over_as_columns_score_as_the_dicts(
+    scene: tuple[dict[str, Any], list[dict[str, Any]]],
+) -> None:
+    dataset, results = scene
+    truth = Objects(
+        image_ids=np.asarray([a["image_id"] for a in dataset["annotations"]], dtype=np.int64),
+        category_ids=np.asarray([a["category_id"] for a in dataset["annotations"]], dtype=np.int64),
+        boxes=np.asarray([a["bbox"] for a in dataset["annotations"]], dtype=np.float64).reshape(
+            -1, 4
+        ),
+        area=np.asarray([a["area"] for a in dataset["annotations"]], dtype=np.float64),
+        iscrowd=np.asarray([a["iscrowd"] for a in dataset["annotations"]], dtype=np.int64),
+    )
+    detections = Objects(
+        image_ids=np.asarray([r["image_id"] for r in results], dtype=np.int64),
+        category_ids=np.asarray([r["category_id"] for r in results], dtype=np.int64),
+        boxes=np.asarray([r["bbox"] for r in results], dtype=np.float64),
+        scores=np.asarray([r["score"] for r in results], dtype=np.float64),
+    )
+
+    got = evaluate_objects(dataset["images"], dataset["categories"], truth, detections, "bbox")
+
+    expected = oracle(dataset, results, "bbox")
+    np.testing.assert_allclose(got.stats, expected.stats, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(got.precision, expected.eval["precision"], rtol=0, atol=1e-9)
+    matches = evaluate(dataset, results, "bbox", engine="pycocotools")
+    nothing = Counts()
+    assert {i: c for i, c in got.per_image.items() if c != nothing} == {
+        i: c for i, c in matches.per_image.items() if c != nothing
+    }
