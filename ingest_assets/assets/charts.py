@@ -55,6 +55,7 @@ def pr_chart(curves: Mapping[str, list[float]], recall: list[float], *, title: s
         draw.text((x0 + tick * (x1 - x0) - 6, y1 + 4), f"{tick:.1f}", fill="black")
         draw.text((4, y1 - tick * (y1 - y0) - 6), f"{tick:.1f}", fill="black")
     draw.text(((x0 + x1) // 2 - 16, y1 + 18), "recall", fill="black")
+    draw.text((x0 + 4, y0 + 4), "precision", fill="black")
     for n, (name, precision) in enumerate(list(curves.items())[:10]):
         colour = PALETTE[n % len(PALETTE)]
         points = [
@@ -71,11 +72,13 @@ def pr_chart(curves: Mapping[str, list[float]], recall: list[float], *, title: s
 def matrix_chart(labels: list[str], matrix: list[list[int]], *, title: str) -> str:
     """A confusion matrix (rows: true class, columns: predicted), shaded by row share."""
     shown = labels[:30]
-    cell, left, top = 22, 120, 40
+    cell, left, top = 26, 120, 56
     width = left + cell * len(shown) + 10
     image = Image.new("RGB", (max(width, 300), top + cell * len(shown) + 30), "white")
     draw = ImageDraw.Draw(image)
     draw.text((6, 6), title + " (rows: truth, columns: predicted)", fill="black")
+    for j, label in enumerate(shown):  # column heads, staggered so that neighbours fit
+        draw.text((left + j * cell + 2, top - 28 + 12 * (j % 2)), label[:4], fill="black")
     for i, label in enumerate(shown):
         total = sum(matrix[i]) or 1
         draw.text((6, top + i * cell + 5), label[:18], fill="black")

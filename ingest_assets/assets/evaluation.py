@@ -115,10 +115,12 @@ def _metadata(lake: Lake, key: str, report: Report, per_item: Any, timer: Timer)
             ["name", "AP", "AP50", "tp", "fp", "fn", "ground_truth"],
         )
         names = {c["category_id"]: c["name"] for c in d.per_class}
-        worst = sorted(d.pr_curves, key=lambda c: -sum(d.pr_curves[c]))[:10]
+        # The ten classes with the most ground truth: the curves most worth reading.
+        support = {c["category_id"]: c["ground_truth"] for c in d.per_class}
+        shown = sorted(d.pr_curves, key=lambda c: (-support.get(c, 0), c))[:10]
         metadata[f"{iou_type}_pr_curves"] = MetadataValue.md(
             pr_chart(
-                {names[c]: d.pr_curves[c] for c in worst},
+                {names[c]: d.pr_curves[c] for c in shown},
                 d.recall_thresholds,
                 title=f"{key} {iou_type}: precision-recall at IoU 0.5",
             )

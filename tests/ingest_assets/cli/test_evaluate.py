@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster import DagsterInstance, RunsFilter, SensorResult, build_sensor_context, materialize
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    RunsFilter,
+    SensorResult,
+    build_sensor_context,
+    materialize,
+)
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
@@ -87,6 +94,14 @@ def test_the_conformance_set_scores_the_published_table(conformance: Project) ->
     with DagsterInstance.from_config(str(conformance.config.dagster_home_path)) as instance:
         (done,) = instance.get_runs(RunsFilter(job_name="evaluation_job"))
         assert done.tags["dagster/partition"] == "fake_1"
+        shown = instance.get_latest_materialization_event(AssetKey("evaluation"))
+        assert shown is not None and shown.asset_materialization is not None
+        metadata = {k: v.value for k, v in shown.asset_materialization.metadata.items()}
+    for picture in ("bbox_pr_curves", "segm_pr_curves"):  # pictures in the UI, not numbers
+        assert str(metadata[picture]).startswith("![fake_1 ") and "data:image/png;base64," in str(
+            metadata[picture]
+        )
+    assert "| AP | 0.5046 |" in str(metadata["bbox_stats"])
 
 
 def tick(project: Project, instance: DagsterInstance) -> SensorResult:
