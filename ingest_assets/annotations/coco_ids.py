@@ -67,17 +67,23 @@ def coco_images(
     """By item id, the image of a COCO import's file that names the item (the first import,
     in key order, where several do): the item the import tied the image to, or for an import
     that kept no ties, the item its file name names."""
-    index = ItemIndex(Item(i["item_id"], i["key"], None, i["width"], i["height"]) for i in items)
+    wanted = {i["item_id"] for i in items}
+    index: ItemIndex | None = None  # only for an import that kept no ties (built once)
     found: dict[str, FileImage] = {}
     for key in sorted(coco_images):
         ties = tied.get(key, {})
+        if not ties and index is None:
+            index = ItemIndex(
+                Item(i["item_id"], i["key"], None, i["width"], i["height"]) for i in items
+            )
         for image in coco_images[key]:
             if ties:
                 item_id = ties.get(image.image_id) if image.image_id is not None else None
             else:
+                assert index is not None
                 item, _ = index.find(image.file_name)
                 item_id = item.item_id if item is not None else None
-            if item_id is not None and item_id in index.by_id:
+            if item_id is not None and item_id in wanted:
                 found.setdefault(item_id, image)
     return found
 

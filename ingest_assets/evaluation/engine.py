@@ -211,7 +211,8 @@ def _diagnosed(
     """The counts from hotcoco's per-image diagnostics (its ``evalImgs`` would cost seconds
     to hand over at 100,000 detections); ``truth_category`` and ``result_category`` give the
     category of a ground-truth annotation id and of a result id (1 to N, in order)."""
-    diagnosed = run.image_diagnostics(iou_thr=0.5)
+    # A score threshold above 1 skips the label-error candidates, which nothing here reads.
+    diagnosed = run.image_diagnostics(iou_thr=0.5, score_thr=2.0)
     per_image = {
         int(image): Counts(int(s["tp"]), int(s["fp"]), int(s["fn"]))
         for image, s in diagnosed["img_summary"].items()

@@ -259,37 +259,34 @@ def _predictions(
         located, image, category = _located(partition, objects, place, ids)
         unknown = objects.num_rows - unlabelled - located.num_rows
         out.left_out["predictions of a class the ground truth does not have"] += unknown
-        scored = [
-            s or ("segm" if m is not None else "bbox")
-            for s, m in zip(
-                located.column("scored_as").to_pylist(),
-                located.column("segmentation").to_pylist(),
-                strict=True,
-            )
-        ]
-        boxes, scores = _boxes(located), located.column("confidence").to_numpy(zero_copy_only=False)
-        masks = _json_column(located, "segmentation")
-        points = located.column("keypoints").to_pylist()
+        has_mask = pc.is_valid(located["segmentation"]).to_numpy(zero_copy_only=False)
+        given = np.asarray([s or "" for s in located["scored_as"].to_pylist()], dtype=object)
+        scored = np.where(given == "", np.where(has_mask, "segm", "bbox"), given)
+        picks = {
+            "bbox": scored == "bbox",
+            # mask results, and box results that carry a mask
+            "segm": (scored == "segm") | ((scored == "bbox") & has_mask),
+            "keypoints": scored == "keypoints",
+        }
+        boxes = _boxes(located)
+        scores = located["confidence"].to_numpy(zero_copy_only=False).astype(np.float64)
         for iou_type in IOU_TYPES:
-            if iou_type == "segm":  # mask results, and box results that carry a mask
-                pick = [
-                    s == "segm" or (s == "bbox" and m is not None)
-                    for s, m in zip(scored, masks, strict=True)
-                ]
-            else:
-                pick = [s == iou_type for s in scored]
-            chosen = np.asarray(pick, dtype=bool)
+            chosen = np.asarray(picks[iou_type], dtype=bool)
             if not chosen.any():
                 continue
+            taken = located.take(pa.array(np.flatnonzero(chosen)))
+            masked = iou_type == "segm"
             parts[iou_type].append(
                 Objects(
                     image_ids=image[chosen],
                     category_ids=category[chosen],
                     boxes=boxes[chosen],
-                    scores=np.asarray(scores, dtype=np.float64)[chosen],
-                    segmentation=[m for m, c in zip(masks, chosen, strict=True) if c],
-                    keypoints=[k for k, c in zip(points, chosen, strict=True) if c],
-                    boxed=[s == "bbox" for s, c in zip(scored, chosen, strict=True) if c],
+                    scores=scores[chosen],
+                    segmentation=_json_column(taken, "segmentation")
+                    if iou_type == "segm"
+                    else None,
+                    keypoints=taken["keypoints"].to_pylist() if iou_type == "keypoints" else None,
+                    boxed=list(scored[chosen] == "bbox") if masked else None,
                 )
             )
     out.results = {t: Objects.concat(p) for t, p in parts.items() if p}
