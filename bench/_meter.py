@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import resource
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -100,3 +103,23 @@ def maxrss_mib(who: int = resource.RUSAGE_SELF) -> float:
     """Peak resident memory of this process (or, with RUSAGE_CHILDREN, of its largest waited-for
     child); Linux reports KiB."""
     return resource.getrusage(who).ru_maxrss / 1024
+
+
+def measure_command(command: list[str], cwd: Path) -> dict[str, Any]:
+    """Run one command in a process of its own: its wall seconds, CPU seconds and peak RSS
+    (MiB), read from ``wait4``, and ``said``, the last line it printed. Exits naming the
+    command when it fails."""
+    start = time.perf_counter()
+    child = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - start
+    out = child.stdout.read().decode() if child.stdout else ""
+    err = child.stderr.read().decode() if child.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{command[:3]} failed:\n{out}\n{err[-3000:]}")
+    return {
+        "seconds": seconds,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "rss_mib": usage.ru_maxrss / 1024,
+        "said": out.strip().splitlines()[-1] if out.strip() else "",
+    }

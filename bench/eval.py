@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
+
+from _meter import measure_command
 
 HERE = Path(__file__).resolve().parent
 CONFORMANCE = HERE.parents[1] / "shared/data/coco-conformance"
@@ -85,22 +85,6 @@ def scaled(detections: int) -> tuple[Path, Path]:
     return gt_path, dt_path
 
 
-def measure(command: list[str], cwd: Path) -> dict[str, Any]:
-    start = time.perf_counter()
-    child = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - start
-    out = child.stdout.read().decode() if child.stdout else ""
-    err = child.stderr.read().decode() if child.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{command[:3]} failed:\n{out}\n{err[-3000:]}")
-    return {
-        "seconds": seconds,
-        "rss_mib": usage.ru_maxrss / 1024,
-        "stats": json.loads(out.strip().splitlines()[-1]),
-    }
-
-
 def project_of(truth: Path, results: Path) -> Path:
     """A project with no source where the two files are imported (not timed)."""
     root = Path(tempfile.mkdtemp(prefix="bench-eval-"))
@@ -126,13 +110,14 @@ def compare(name: str, truth: Path, results: Path, rounds: int) -> None:
             got: dict[str, dict[str, Any]] = {}
             for contender in order:
                 if contender == "ours":
-                    got[contender] = measure(
+                    got[contender] = measure_command(
                         [sys.executable, "-c", OURS, str(root / "lake")], HERE.parent
                     )
                 else:
-                    got[contender] = measure(
+                    got[contender] = measure_command(
                         [sys.executable, "-c", PYCOCOTOOLS, str(truth), str(results)], HERE
                     )
+                got[contender]["stats"] = json.loads(got[contender]["said"])
             p, o = got["pycocotools"], got["ours"]
             same = (
                 "identical"

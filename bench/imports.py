@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
+
+from _meter import measure_command
 
 HERE = Path(__file__).resolve().parent
 CONFORMANCE = HERE.parents[1] / "shared/data/coco-conformance/instances_val2014_100.json"
@@ -72,35 +71,19 @@ def build(annotations: int) -> Path:
     return path
 
 
-def measure(command: list[str], cwd: Path) -> dict[str, float]:
-    """Wall seconds, CPU seconds and peak RSS (MiB) of one command, from ``wait4``."""
-    start = time.perf_counter()
-    child = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - start
-    out = child.stdout.read().decode() if child.stdout else ""
-    err = child.stderr.read().decode() if child.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{command[0]} failed:\n{out}\n{err[-3000:]}")
-    return {
-        "seconds": seconds,
-        "cpu": usage.ru_utime + usage.ru_stime,
-        "rss_mib": usage.ru_maxrss / 1024,
-        "said": out.strip().splitlines()[-1] if out.strip() else "",  # type: ignore[dict-item]
-    }
-
-
 def ours(path: Path) -> dict[str, float]:
     project = Path(tempfile.mkdtemp(prefix="bench-import-"))
     try:
         (project / "bucketlake.yaml").write_text("lake: lake\ndagster_home: dagster_home\n")
-        return measure([str(BIN / "bucketlake"), "import", str(path), "--format", "coco"], project)
+        return measure_command(
+            [str(BIN / "bucketlake"), "import", str(path), "--format", "coco"], project
+        )
     finally:
         shutil.rmtree(project, ignore_errors=True)
 
 
 def bare(path: Path) -> dict[str, float]:
-    return measure([sys.executable, "-c", BARE, str(path)], HERE)
+    return measure_command([sys.executable, "-c", BARE, str(path)], HERE)
 
 
 def main() -> None:
