@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from resources.config_errors import format_validation_error
+from resources.config_inference import EmbeddingsConfig, InferenceConfig
 from resources.config_layout import refuse_overlapping_sources
 from resources.config_yaml import AliasesTooLarge, BoundedLoader
 from resources.errors import ConfigError
@@ -245,6 +246,23 @@ class ModelConfig(BaseModel):
     )
     weights: str | None = Field(None, description="where its weights are (a path or URI)")
     labels: list[str] = Field(default_factory=list, description="its class names, in order")
+    pretag: bool = Field(
+        False,
+        description="run it on every batch (a predictions_<name> asset); needs weights and task "
+        "classification or detection",
+    )
+    confidence_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="pre-tagging keeps predictions at least this confident"
+    )
+    top_k: int = Field(1, ge=1, description="classification: labels kept per item")
+
+    @model_validator(mode="after")
+    def _pretag_needs_a_runnable_model(self) -> ModelConfig:
+        if self.pretag and (self.weights is None or self.task == "embedding"):
+            raise ValueError(
+                f"model {self.name}: pretag needs weights and task classification or detection"
+            )
+        return self
 
 
 class BucketlakeConfig(BaseModel):
@@ -260,6 +278,8 @@ class BucketlakeConfig(BaseModel):
     models: list[ModelConfig] = Field(
         default_factory=list, description="model versions registered at every sync"
     )
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    embeddings: EmbeddingsConfig = Field(default_factory=EmbeddingsConfig)
     dagster_home: str = Field(
         f"{EMBEDDED_DIR}/dagster_home",
         description="The Dagster instance every entry point uses (relative to the config file) "
@@ -320,7 +340,15 @@ class BucketlakeConfig(BaseModel):
         sources = [
             source.model_copy(update=self._resolved_paths(source)) for source in self.sources
         ]
-        return self.model_copy(update={"lake": lake, "sources": sources})
+        models = [
+            model.model_copy(update={"weights": self.resolve(model.weights)})
+            if model.weights is not None
+            and "://" not in model.weights
+            and not model.weights.startswith("builtin:")
+            else model
+            for model in self.models
+        ]
+        return self.model_copy(update={"lake": lake, "sources": sources, "models": models})
 
     def _resolved_paths(self, source: SourceConfig) -> dict[str, Any]:
         paths: dict[str, Any] = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from resources.config import BucketlakeConfig
+from resources.inference.runtime import InferenceRuntime
 from resources.lake.resource import LakeResource
 from resources.stores.resource import ObjectStoreResource, SourcesResource
 
@@ -13,10 +14,12 @@ from resources.stores.resource import ObjectStoreResource, SourcesResource
 LAKE = "lake"
 LAKE_STORE = "lake_store"
 SOURCES = "sources"
+INFERENCE = "inference"
 
 
 def project_resources(config: BucketlakeConfig) -> dict[str, Any]:
-    """The lake, the object store it lives in, and the sources, carrying ``config``'s settings.
+    """The lake, the object store it lives in, the sources and the inference runtime, carrying
+    ``config``'s settings.
     The lake's store is a resource of its own too, so that the UI shows its settings."""
     config = config.resolved()
     lake_store = ObjectStoreResource(uri=config.lake_uri, storage=config.lake_options)
@@ -24,4 +27,5 @@ def project_resources(config: BucketlakeConfig) -> dict[str, Any]:
         LAKE_STORE: lake_store,
         LAKE: LakeResource(store=lake_store),
         SOURCES: SourcesResource(sources=list(config.sources)),
+        INFERENCE: InferenceRuntime(**config.inference.model_dump()),
     }
