@@ -11,10 +11,13 @@ from dagster import Definitions
 from ingest_assets.assets.checks import every_batch_has_items
 from ingest_assets.assets.dataset_items import dataset_items
 from ingest_assets.assets.duplicates import duplicates
+from ingest_assets.assets.embeddings import build_embeddings
 from ingest_assets.assets.evaluation import evaluation
 from ingest_assets.assets.imports import imported_annotations, imported_predictions
 from ingest_assets.assets.label_annotations import label_annotations
+from ingest_assets.assets.pretagging import build_pretagging
 from ingest_assets.assets.raw_items import raw_items
+from ingest_assets.assets.training import pool_embedding_model, trained_model
 from ingest_assets.executors import executor_for
 from ingest_assets.jobs import (
     dataset_checks_job,
@@ -41,6 +44,10 @@ def build_definitions(config: BucketlakeConfig) -> Definitions:
             imported_annotations,
             imported_predictions,
             evaluation,
+            pool_embedding_model,
+            trained_model,
+            *([build_embeddings(config.embeddings)] if config.embeddings.enabled else []),
+            *[build_pretagging(model) for model in config.resolved().models if model.pretag],
         ],
         asset_checks=[every_batch_has_items],
         jobs=[

@@ -15,15 +15,18 @@ from ingest_assets.names import (
     EVALUATION_JOB,
     IMPORT_ANNOTATIONS_JOB,
     IMPORT_PREDICTIONS_JOB,
+    INFERENCE_GROUP,
     INGEST_JOB,
 )
 
 ingest_job = define_asset_job(
     INGEST_JOB,
-    selection=AssetSelection.assets(
-        raw_items, dataset_items, duplicates, label_annotations
+    selection=(
+        AssetSelection.assets(raw_items, dataset_items, duplicates, label_annotations)
+        | AssetSelection.groups(INFERENCE_GROUP)
     ).without_checks(),
-    description="Takes one batch from claimed objects to dataset items.",
+    description="Takes one batch from claimed objects to dataset items, their embeddings and "
+    "the predictions of the models that pre-tag.",
 )
 
 #: The data-quality checks that judge every batch at once; on a schedule and from the UI.

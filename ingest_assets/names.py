@@ -7,6 +7,15 @@ LABEL_ANNOTATIONS = "label_annotations"
 IMPORTED_ANNOTATIONS = "imported_annotations"
 IMPORTED_PREDICTIONS = "imported_predictions"
 EVALUATION = "evaluation"
+EMBEDDINGS = "embeddings"
+#: The asset group of the batch assets that run models (embeddings, predictions_<model>).
+INFERENCE_GROUP = "inference"
+
+
+def predictions_asset(model: str) -> str:
+    """The pre-tagging asset of a configured model (a name that is a valid asset key)."""
+    return "predictions_" + model.replace("-", "_")
+
 
 INGEST_JOB = "ingest_job"
 CHECKS_JOB = "dataset_checks_job"

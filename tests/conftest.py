@@ -32,6 +32,9 @@ from resources.project import project_resources
 from resources.stores.local import LocalFolderStore
 from resources.stores.open import open_source_store
 
+#: Tests of ingestion run without a model: the tests of the inference assets turn it on.
+NO_EMBEDDINGS = {"model": "none"}
+
 pytest_plugins = ["tests.servers.gcs", "tests.servers.http", "tests.servers.seaweed"]
 
 
@@ -102,15 +105,23 @@ class Project:
         return result
 
     def write_config(
-        self, *, lake: Any = "lake", dagster_home: str | None = "dagster_home", **source: Any
+        self,
+        *,
+        lake: Any = "lake",
+        dagster_home: str | None = "dagster_home",
+        embeddings: Any = NO_EMBEDDINGS,
+        **source: Any,
     ) -> None:
         """Write ``bucketlake.yaml`` with one source ``inbox`` (the local folder unless
-        ``uri``/``manifest`` say otherwise; a field given as None is left out)."""
+        ``uri``/``manifest`` say otherwise; a field given as None is left out). Batches are
+        not embedded unless ``embeddings`` says how (None: the product's default model)."""
         fields = {"name": "inbox", "uri": "inbox", **source}
         body = {
             "lake": lake,
             "sources": [{k: v for k, v in fields.items() if v is not None}],
         }
+        if embeddings is not None:
+            body["embeddings"] = embeddings
         if dagster_home is not None:
             body["dagster_home"] = dagster_home
         self.config_path.write_text(yaml.safe_dump(body), encoding="utf-8")

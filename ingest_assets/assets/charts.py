@@ -95,3 +95,23 @@ def matrix_chart(labels: list[str], matrix: list[list[int]], *, title: str) -> s
             if matrix[i][j]:
                 draw.text((box[0] + 3, box[1] + 5), str(matrix[i][j])[:3], fill="black")
     return _png_markdown(image, title)
+
+
+def line_chart(values: list[float], *, title: str, x_label: str = "epoch") -> str:
+    """One curve (a training loss by epoch, say), as markdown."""
+    width, height, margin = 420, 220, 40
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((margin, 8), title, fill="black")
+    x0, y0, x1, y1 = margin, 28, width - 12, height - 28
+    draw.rectangle([x0, y0, x1, y1], outline="black")
+    low, high = min(values, default=0.0), max(values, default=1.0)
+    span = (high - low) or 1.0
+    draw.text((4, y0), f"{high:.3g}", fill="black")
+    draw.text((4, y1 - 10), f"{low:.3g}", fill="black")
+    draw.text(((x0 + x1) // 2 - 16, y1 + 8), f"{x_label} (1-{len(values)})", fill="black")
+    step = (x1 - x0) / max(len(values) - 1, 1)
+    points = [(x0 + i * step, y1 - (v - low) / span * (y1 - y0)) for i, v in enumerate(values)]
+    if len(points) > 1:
+        draw.line(points, fill=BAR_COLOR, width=2)
+    return _png_markdown(image, title)

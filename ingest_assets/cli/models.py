@@ -7,20 +7,10 @@ from collections.abc import Callable, Iterable
 
 from dagster import DagsterInstance
 
-from ingest_assets.models.registry import ModelVersion, register
+from ingest_assets.models.registry import ModelVersion, from_config, register
 from ingest_assets.partitions import MODEL_VERSIONS
-from resources.config import BucketlakeConfig, ModelConfig
+from resources.config import BucketlakeConfig
 from resources.lake.tables import Lake
-
-
-def from_config(model: ModelConfig) -> ModelVersion:
-    return ModelVersion(
-        model=model.name,
-        version=model.version,
-        task=model.task,
-        weights=model.weights,
-        labels=tuple(model.labels),
-    )
 
 
 def register_versions(
@@ -44,4 +34,6 @@ def register_versions(
 def register_configured(
     config: BucketlakeConfig, lake: Lake, instance: DagsterInstance, say: Callable[[str], None]
 ) -> None:
-    register_versions(lake, instance, [from_config(m) for m in config.models], by="config", say=say)
+    register_versions(
+        lake, instance, [from_config(m) for m in config.resolved().models], by="config", say=say
+    )

@@ -16,6 +16,7 @@ from typing import Literal
 
 import pyarrow as pa
 
+from resources.config import ModelConfig
 from resources.errors import ConfigError
 from resources.lake.tables import Lake
 
@@ -82,6 +83,17 @@ class ModelVersion:
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+
+
+def from_config(model: ModelConfig) -> ModelVersion:
+    """The version a config's ``models`` entry registers."""
+    return ModelVersion(
+        model=model.name,
+        version=model.version,
+        task=model.task,
+        weights=model.weights,
+        labels=tuple(model.labels),
+    )
 
 
 def register(lake: Lake, version: ModelVersion, *, by: str) -> bool:

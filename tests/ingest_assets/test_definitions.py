@@ -33,6 +33,7 @@ def test_module_defs_is_definitions_and_every_job_resolves() -> None:
         AssetKey("dataset_items"),
         AssetKey("duplicates"),
         AssetKey("label_annotations"),
+        AssetKey("embeddings"),
     }
     assert ingest.partitions_def is not None
     assert ingest.executor_def.name == "in_process"
@@ -141,3 +142,38 @@ def test_an_instance_made_before_monitoring_gets_it_and_keeps_its_limits(tmp_pat
     assert yaml.safe_load((home / "dagster.yaml").read_text())["run_queue"] == {
         "max_concurrent_runs": 7
     }
+
+
+def test_the_config_chooses_the_inference_assets_of_ingest_job(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "bucketlake.yaml",
+        {
+            "lake": "lake",
+            "embeddings": {"model": "none"},
+            "models": [
+                {
+                    "name": "tagger-v",
+                    "version": "1",
+                    "task": "classification",
+                    "weights": "classifier.pt",
+                    "pretag": True,
+                },
+                {"name": "scorer", "version": "1", "weights": "x.pt"},
+            ],
+        },
+    )
+    defs = build_definitions(load_config(path))
+    ingest = defs.resolve_job_def("ingest_job")
+    keys = set(ingest.asset_layer.executable_asset_keys)
+    assert AssetKey("predictions_tagger_v") in keys  # pretag: true; the other model is not
+    assert AssetKey("embeddings") not in keys and AssetKey("predictions_scorer") not in keys
+    assert defs.resources["inference"].device == "auto"
+
+
+def test_the_code_location_loads_without_importing_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, ingest_assets.definitions; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

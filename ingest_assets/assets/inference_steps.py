@@ -1,0 +1,116 @@
+"""What the inference assets (``embeddings``, ``predictions_<model>``) share: the ok items of
+a batch, and a model run over them written in checkpointed chunks, so that a killed run
+resumes after its last chunk. An item that cannot be read or decoded is skipped and counted."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from dagster import AssetExecutionContext, Failure
+
+from ingest_assets.items.rows import error_reason
+from ingest_assets.names import DATASET_ITEMS
+from ingest_assets.progress import Progress
+from resources.config import SourceConfig
+from resources.inference.decode import ItemRef
+from resources.inference.runtime import InferenceRuntime
+from resources.inference.specs import ModelSpec
+from resources.lake.datapool import parse_batch_key
+from resources.lake.tables import Lake, PartitionWriter
+from resources.stores.base import ReadLimits
+from resources.stores.open import open_source_store
+from resources.stores.resource import SourcesResource
+
+if TYPE_CHECKING:
+    from resources.inference.models import LoadedModel, Outputs
+
+ITEM_COLUMNS = ["item_id", "key", "change_token", "label", "split", "source", "status"]
+
+#: Makes a chunk's table from the items that gave outputs and those outputs.
+RowsOf = Callable[[list[dict[str, Any]], "Outputs"], pa.Table]
+
+
+def ok_items(lake: Lake, batch: str) -> pa.Table:
+    """The batch's items with status ok, in the table's order."""
+    items = lake.read_table(DATASET_ITEMS, batch, columns=ITEM_COLUMNS)
+    return items.filter(pc.equal(items.column("status"), "ok"))
+
+
+def step_fingerprint(lake: Lake, batch: str, spec: ModelSpec, *settings: Any) -> str:
+    commit = lake.read_commit(DATASET_ITEMS, batch)
+    if commit is None:
+        raise Failure(
+            f"dataset_items has no committed table for batch {batch}; materialize it first "
+            "(ingest_job runs it before the inference assets)",
+            allow_retries=False,
+        )
+    text = json.dumps([commit.fingerprint, spec.key, spec.weights, *settings], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class RunCounts:
+    done: int = 0
+    skipped: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+
+def run_checkpointed(
+    context: AssetExecutionContext,
+    *,
+    runtime: InferenceRuntime,
+    model: LoadedModel,
+    items: pa.Table,
+    source: SourceConfig,
+    writer: PartitionWriter,
+    rows_of: RowsOf,
+    empty: pa.Table,
+    what: str,
+) -> RunCounts:
+    """``model`` over ``items[writer.resume_from:]``, a chunk written every
+    ``source.checkpoint_rows`` items."""
+    total = items.num_rows
+    counts = RunCounts()  # of this run: a resumed run does not recount the chunks it kept
+    rows = items.slice(writer.resume_from).to_pylist()
+    refs = [ItemRef(r["item_id"], r["key"], r["change_token"]) for r in rows]
+    limits = ReadLimits(source.max_object_bytes, source.fetch_deadline_seconds)
+    progress = Progress(what, total, context.log.info, done=writer.resume_from)
+    first, step = writer.resume_from, source.checkpoint_rows
+    written, behind = first, first  # input rows in chunks; rows given outputs or skipped
+    pending: list[pa.Table] = []
+    for batch in runtime.run(model, refs, functools.partial(open_source_store, source), limits):
+        for _, error in batch.errors:
+            counts.skipped += 1
+            counts.reasons[error_reason(error)] += 1
+            context.log.warning(f"{what}: skipped an item: {error}")
+        if batch.outputs is not None and batch.indices:
+            pending.append(rows_of([rows[i] for i in batch.indices], batch.outputs))
+        seen = [*batch.indices, *(i for i, _ in batch.errors)]
+        behind = max(behind, first + max(seen) + 1)
+        progress.advance(len(seen), len(batch.errors))
+        if behind - written >= step or behind == total:
+            table = pa.concat_tables(pending) if pending else empty
+            writer.write_chunk(table, input_end=behind)
+            counts.done += table.num_rows
+            pending, written = [], behind
+    return counts
+
+
+def source_of(sources: SourcesResource, batch: str) -> SourceConfig:
+    name, _ = parse_batch_key(batch)
+    try:
+        return sources.source(name)
+    except Exception as exc:
+        raise Failure(
+            f"batch {batch}: its source {name!r} is not configured, so its objects cannot be "
+            "read for inference",
+            allow_retries=False,
+        ) from exc
