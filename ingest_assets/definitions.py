@@ -19,6 +19,7 @@ from ingest_assets.assets.pretagging import build_pretagging
 from ingest_assets.assets.raw_items import raw_items
 from ingest_assets.assets.training import pool_embedding_model, trained_model
 from ingest_assets.executors import executor_for
+from ingest_assets.healing import batch_tables
 from ingest_assets.jobs import (
     dataset_checks_job,
     evaluation_job,
@@ -58,7 +59,7 @@ def build_definitions(config: BucketlakeConfig) -> Definitions:
             evaluation_job,
         ],
         schedules=[dataset_checks_schedule],
-        sensors=[build_datapool_sensor(source) for source in config.sources]
+        sensors=[build_datapool_sensor(s, batch_tables(config)) for s in config.sources]
         + [build_imports_sensor(s) for s in config.sources if s.annotations or s.predictions]
         + [evaluation_sensor],
         resources=project_resources(config),

@@ -4,8 +4,10 @@
 A run left STARTED by a process that is gone (SIGKILL, a lost machine: nothing may have seen it
 die) is marked failed first, whatever its batch holds, since a STARTED run holds a place in the
 run queue; its run retries are turned off, as the healer runs the batch again itself. Then a
-batch needs a run when it has no committed ``dataset_items`` and no run that is queued, in
-progress or about to be retried by Dagster's run-retry daemon. A batch whose runs failed
+batch needs a run when one of the tables that finish it (``dataset_items``, and the
+``embeddings`` and ``predictions_<model>`` the config asks for: :func:`batch_tables`) is not
+committed and no run is queued, in progress or about to be retried by Dagster's run-retry
+daemon. A batch whose runs failed
 ``MAX_ATTEMPTS`` times is given up on (until asked again).
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -28,13 +30,16 @@ from ingest_assets.assets.runtime import (
 from ingest_assets.names import (
     ATTEMPT_TAG,
     DATASET_ITEMS,
+    EMBEDDINGS,
     INGEST_JOB,
     MAX_ATTEMPTS,
     MAX_RETRIES_TAG,
     PARTITION_TAG,
     SOURCE_TAG,
     WILL_RETRY_TAG,
+    predictions_asset,
 )
+from resources.config import BucketlakeConfig
 from resources.lake.datapool import parse_batch_key
 from resources.lake.lease import read_holder
 from resources.lake.tables import LEASE, Lake
@@ -55,6 +60,19 @@ RUNNING_OR_STARTING = [DagsterRunStatus.NOT_STARTED, *RUNNING]
 #: log, no live write lease) before it is taken for dead; its first step records its process
 #: within seconds of its start.
 SILENT_RUN_GRACE_S = 600.0
+
+
+def batch_tables(config: BucketlakeConfig) -> tuple[str, ...]:
+    """The tables that ``ingest_job`` writes per batch and whose commits say a batch is done."""
+    tables = [DATASET_ITEMS]
+    if config.embeddings.enabled:
+        tables.append(EMBEDDINGS)
+    tables += [predictions_asset(model.name) for model in config.models if model.pretag]
+    return tuple(tables)
+
+
+def batch_finished(lake: Lake, batch: str, tables: Sequence[str] = (DATASET_ITEMS,)) -> bool:
+    return all(lake.is_committed(table, batch) for table in tables)
 
 
 @dataclass
@@ -137,8 +155,11 @@ def _writer_is_live(lake: Lake | None, run: DagsterRun) -> bool:
     batch = run.tags.get(PARTITION_TAG)
     if lake is None or batch is None:
         return False
-    found = read_holder(lake.store, f"{DATASET_ITEMS}/{batch}/{LEASE}")
-    return found is not None and found[0].is_live()
+    for table in (DATASET_ITEMS, EMBEDDINGS):  # the long steps of a batch
+        found = read_holder(lake.store, f"{table}/{batch}/{LEASE}")
+        if found is not None and found[0].is_live():
+            return True
+    return False
 
 
 def _fail_if_dead(
@@ -192,14 +213,17 @@ def plan_healing(
     healer: str,
     retry_failed: bool = False,
     silent_after: float = SILENT_RUN_GRACE_S,
+    finished_by: Sequence[str] = (DATASET_ITEMS,),
 ) -> HealPlan:
     """Which of ``candidates`` (registered batches) of ``source``, and of the batches whose runs
     it finds dead, run again, per the rule above. ``healer`` names who marks dead runs failed,
     in the run's failure message; ``silent_after`` is how long a run with no process known
-    may be silent before it is taken for dead."""
+    may be silent before it is taken for dead; ``finished_by``, the tables whose commits say
+    a batch is done (:func:`batch_tables`)."""
     dead_runs = fail_dead_runs(instance, source, healer, lake, silent_after)
     plan = HealPlan(marked_failed=[run.run_id for run in dead_runs])
-    committed = set(lake.committed_partitions(DATASET_ITEMS))  # one listing, not a HEAD each
+    # One listing per table, not a HEAD per batch.
+    committed = set.intersection(*(set(lake.committed_partitions(t)) for t in finished_by))
     for batch in sorted(set(candidates) | _batches_of(dead_runs)):
         if parse_batch_key(batch)[0] != source or batch in committed:
             continue

@@ -93,3 +93,24 @@ class TableChanged(LakeError):
 
 class LeaseHeld(LakeError):
     """Another live writer holds the lease."""
+
+
+#: Why a read failed, as item errors and skip counts name it (the text before the first ':').
+ACCESS_DENIED = "access denied"
+BAD_CREDENTIALS = "bad credentials"
+TOO_LARGE = "too large"
+TOO_SLOW = "fetch deadline passed"
+UNADDRESSABLE = "cannot be addressed"
+FETCH_FAILED = "fetch failed"
+
+
+def read_failure_reason(exc: StoreError) -> str:
+    """The reason a failed read gives, for the errors a store raises past its retries."""
+    reasons: list[tuple[type[StoreError], str]] = [
+        (AccessDenied, ACCESS_DENIED),
+        (BadCredentials, BAD_CREDENTIALS),
+        (ObjectTooLarge, TOO_LARGE),
+        (DeadlineExceeded, TOO_SLOW),
+        (InvalidKey, UNADDRESSABLE),
+    ]
+    return next((reason for kind, reason in reasons if isinstance(exc, kind)), FETCH_FAILED)

@@ -4,6 +4,7 @@ healing rule that ``bucketlake sync`` uses, so that the daemon alone heals too).
 
 import json
 import time
+from collections.abc import Sequence
 
 from dagster import (
     DefaultSensorStatus,
@@ -17,7 +18,14 @@ from dagster import (
 
 from ingest_assets.claiming.claim import Claimer, ClaimResult
 from ingest_assets.healing import WATERMARK, HealPlan, failed_batches, next_attempt, plan_healing
-from ingest_assets.names import ATTEMPT_TAG, INGEST_JOB, LAUNCHED_BY_TAG, MAX_ATTEMPTS, SOURCE_TAG
+from ingest_assets.names import (
+    ATTEMPT_TAG,
+    DATASET_ITEMS,
+    INGEST_JOB,
+    LAUNCHED_BY_TAG,
+    MAX_ATTEMPTS,
+    SOURCE_TAG,
+)
 from ingest_assets.partitions import BATCHES, batches
 from resources.config import SourceConfig
 from resources.errors import LeaseHeld
@@ -47,7 +55,11 @@ def _skip_reason(source: SourceConfig, result: ClaimResult, heal: HealPlan) -> s
     return reason
 
 
-def build_datapool_sensor(source: SourceConfig) -> SensorDefinition:
+def build_datapool_sensor(
+    source: SourceConfig, finished_by: Sequence[str] = (DATASET_ITEMS,)
+) -> SensorDefinition:
+    """The sensor of ``source``; ``finished_by``: the tables whose commits say a batch is
+    done (``healing.batch_tables``)."""
     name = f"datapool_{source.name}"
 
     @sensor(
@@ -87,6 +99,7 @@ def build_datapool_sensor(source: SourceConfig) -> SensorDefinition:
             source.name,
             failed_batches(instance, source.name, WATERMARK.since(watermark)) & registered,
             healer=f"sensor {name}",
+            finished_by=finished_by,
         )
         WATERMARK.advance(watermark, started)
         for run_id in heal.marked_failed:

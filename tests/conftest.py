@@ -110,6 +110,7 @@ class Project:
         lake: Any = "lake",
         dagster_home: str | None = "dagster_home",
         embeddings: Any = NO_EMBEDDINGS,
+        inference: dict[str, Any] | None = None,
         **source: Any,
     ) -> None:
         """Write ``bucketlake.yaml`` with one source ``inbox`` (the local folder unless
@@ -122,6 +123,8 @@ class Project:
         }
         if embeddings is not None:
             body["embeddings"] = embeddings
+        if inference is not None:
+            body["inference"] = inference
         if dagster_home is not None:
             body["dagster_home"] = dagster_home
         self.config_path.write_text(yaml.safe_dump(body), encoding="utf-8")

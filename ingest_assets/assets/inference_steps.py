@@ -20,6 +20,7 @@ from ingest_assets.items.rows import error_reason
 from ingest_assets.names import DATASET_ITEMS
 from ingest_assets.progress import Progress
 from resources.config import SourceConfig
+from resources.errors import ACCESS_DENIED, BAD_CREDENTIALS
 from resources.inference.decode import ItemRef
 from resources.inference.runtime import InferenceRuntime
 from resources.inference.specs import ModelSpec
@@ -33,6 +34,11 @@ if TYPE_CHECKING:
     from resources.inference.models import LoadedModel, Outputs
 
 ITEM_COLUMNS = ["item_id", "key", "change_token", "label", "split", "source", "status"]
+
+#: Read failures that say the store refuses us, not that an item is bad; this many in a row (or
+#: every read of a smaller batch) fail the step rather than commit a table of skipped items.
+STORE_REFUSALS = frozenset({BAD_CREDENTIALS, ACCESS_DENIED})
+OUTAGE_READS = 20
 
 #: Makes a chunk's table from the items that gave outputs and those outputs.
 RowsOf = Callable[[list[dict[str, Any]], "Outputs"], pa.Table]
@@ -86,11 +92,23 @@ def run_checkpointed(
     first, step = writer.resume_from, source.checkpoint_rows
     written, behind = first, first  # input rows in chunks; rows given outputs or skipped
     pending: list[pa.Table] = []
+    refused = 0  # reads the store refused in a row
     for batch in runtime.run(model, refs, functools.partial(open_source_store, source), limits):
         for _, error in batch.errors:
             counts.skipped += 1
             counts.reasons[error_reason(error)] += 1
             context.log.warning(f"{what}: skipped an item: {error}")
+            refused = refused + 1 if error_reason(error) in STORE_REFUSALS else 0
+            if refused >= min(OUTAGE_READS, len(rows)):
+                raise Failure(
+                    f"{what}: source {source.name} refused {refused} reads in a row, the last "
+                    f"with {error}. The store, not the items, is at fault: fix its credentials "
+                    "or permissions and run the batch again (it resumes after its last "
+                    "checkpoint); nothing of this run was committed.",
+                    allow_retries=False,
+                )
+        if batch.indices:
+            refused = 0
         if batch.outputs is not None and batch.indices:
             pending.append(rows_of([rows[i] for i in batch.indices], batch.outputs))
         seen = [*batch.indices, *(i for i, _ in batch.errors)]

@@ -23,7 +23,14 @@ from ingest_assets.cli.instance import open_instance
 from ingest_assets.cli.models import register_configured
 from ingest_assets.cli.progress_bar import ProgressBar
 from ingest_assets.cli.run_batch import RESULT_PREFIX
-from ingest_assets.healing import IN_FLIGHT, mark_dead_run_failed, next_attempt, plan_healing
+from ingest_assets.healing import (
+    IN_FLIGHT,
+    batch_finished,
+    batch_tables,
+    mark_dead_run_failed,
+    next_attempt,
+    plan_healing,
+)
 from ingest_assets.items.rows import STATUSES
 from ingest_assets.names import DATASET_ITEMS, PARTITION_TAG, RAW_ITEMS
 from ingest_assets.partitions import BATCHES
@@ -183,6 +190,7 @@ def sync(
             registered,
             healer="bucketlake sync",
             retry_failed=retry_failed,
+            finished_by=batch_tables(config),
         )
         say(
             f"{source.name}: {result.listed} objects listed, {result.new_objects} new object "
@@ -221,7 +229,7 @@ def sync(
     def launch(batch: str) -> BatchOutcome:
         # Another sync may have run the batch, or the daemon's sensor taken it, since the plan
         # was made; under the launch lease, nobody else starts it while this looks.
-        if lake.is_committed(DATASET_ITEMS, batch):
+        if batch_finished(lake, batch, batch_tables(config)):
             done = BatchOutcome(batch, True, left_to="another sync, which ran it meanwhile")
             (bar.say if bar.enabled else say)(describe(done))
             return done

@@ -22,15 +22,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from resources.errors import (
-    AccessDenied,
-    BadCredentials,
-    DeadlineExceeded,
-    InvalidKey,
+    BAD_CREDENTIALS,
+    TOO_LARGE,
     ObjectChanged,
     ObjectNotFound,
-    ObjectTooLarge,
     StoreError,
     TransientStoreError,
+    read_failure_reason,
 )
 from resources.stores.base import NO_LIMITS, ObjectStore, ReadLimits, shown_uri
 
@@ -39,14 +37,8 @@ if TYPE_CHECKING:  # the config models are Dagster Config classes: no Dagster at
 
 #: The error reason of a tombstone's item: the claim found the object deleted from its source.
 DELETED_FROM_SOURCE = "deleted from the source"
-#: Error reasons of unreadable items.
+#: Error reasons of unreadable items (besides those of ``resources.errors``).
 UNAVAILABLE = "unavailable after retries"
-BAD_CREDENTIALS = "bad credentials"
-ACCESS_DENIED = "access denied"
-TOO_LARGE = "too large"
-TOO_SLOW = "fetch deadline passed"
-UNADDRESSABLE = "cannot be addressed"
-FETCH_FAILED = "fetch failed"
 #: Reasons that say more about the store than about the object (see item_workers' outage rule).
 STORE_FAILURES = frozenset({UNAVAILABLE, BAD_CREDENTIALS})
 
@@ -109,18 +101,7 @@ def fetch_object(
             raise
         return _unreadable(UNAVAILABLE, uri, exc)
     except StoreError as exc:
-        return _unreadable(_reason(exc), uri, exc)
-
-
-def _reason(exc: StoreError) -> str:
-    reasons: list[tuple[type[StoreError], str]] = [
-        (AccessDenied, ACCESS_DENIED),
-        (BadCredentials, BAD_CREDENTIALS),
-        (ObjectTooLarge, TOO_LARGE),
-        (DeadlineExceeded, TOO_SLOW),
-        (InvalidKey, UNADDRESSABLE),
-    ]
-    return next((reason for kind, reason in reasons if isinstance(exc, kind)), FETCH_FAILED)
+        return _unreadable(read_failure_reason(exc), uri, exc)
 
 
 def _unreadable(reason: str, uri: str, exc: StoreError) -> Fetched:

@@ -14,7 +14,13 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from resources.errors import StoreError, TransientStoreError
+from resources.errors import (
+    ObjectChanged,
+    ObjectNotFound,
+    StoreError,
+    TransientStoreError,
+    read_failure_reason,
+)
 from resources.inference.specs import InputSpec
 from resources.stores.base import NO_LIMITS, ObjectStore, ReadLimits
 
@@ -57,7 +63,8 @@ def decode(data: bytes, spec: InputSpec) -> np.ndarray[Any, Any]:
 class ItemImages:
     """A map-style dataset (what ``torch.utils.data.DataLoader`` takes) of items' inputs. Each
     element is ``(index, array or None, error or None)``: an object that cannot be read or
-    decoded is an error, never an exception that would stop the batch. ``open_store`` is
+    decoded is an error (``<reason>: <what happened>``), never an exception that would stop
+    the batch; a transient store failure raises, so that the step is retried. ``open_store`` is
     called once per worker process (stores hold clients that do not cross a fork)."""
 
     def __init__(
@@ -87,8 +94,12 @@ class ItemImages:
             data = self._store.get_bounded(item.key, if_token=item.change_token, limits=self.limits)
         except TransientStoreError:
             raise  # the store is having trouble, not the item: the step fails and is retried
+        except ObjectNotFound as exc:
+            return index, None, f"missing: {exc}"
+        except ObjectChanged as exc:
+            return index, None, f"superseded: {exc}"
         except StoreError as exc:
-            return index, None, f"unreadable: {exc}"
+            return index, None, f"{read_failure_reason(exc)}: {exc}"
         try:
             return index, decode(data, self.spec), None
         except Exception as exc:  # any decoder failure is this item's, not the batch's

@@ -50,9 +50,7 @@ class InferenceRuntime(ConfigurableResource):  # type: ignore[type-arg]
     num_workers: int | None = Field(
         None, ge=0, description="loader processes that fetch and decode (0: in the step itself)"
     )
-    threads: int | None = Field(
-        None, ge=1, description="torch's CPU threads (default: the cores the loaders leave)"
-    )
+    threads: int | None = Field(None, ge=1, description="torch's CPU threads (default: every core)")
     precision: Precision = Field(
         "fp32", description="fp16 or bf16 run the forward pass under autocast"
     )
@@ -95,8 +93,9 @@ class InferenceRuntime(ConfigurableResource):  # type: ignore[type-arg]
             use_cuda = self.device != "cpu" and torch.cuda.is_available()
             self._device = torch.device("cuda" if use_cuda else "cpu")
             if not use_cuda:
-                cores = os.cpu_count() or 1
-                torch.set_num_threads(self.threads or max(1, cores - min(self.workers, cores - 1)))
+                # Every core: the loaders mostly wait on reads, and decoding at the model's
+                # size costs a fraction of a forward pass.
+                torch.set_num_threads(self.threads or os.cpu_count() or 1)
         device: torch.device = self._device
         return device
 
@@ -184,10 +183,11 @@ def _loader_batches(
         batch_size=batch_size,
         num_workers=workers,
         collate_fn=collate,
-        multiprocessing_context="forkserver" if workers else None,
+        # spawn: a worker starts from this process's environment as it is now (credentials
+        # included), not from a server process started earlier.
+        multiprocessing_context="spawn" if workers else None,
         prefetch_factor=2 if workers else None,
-        pin_memory=runtime.torch_device().type == "cuda",
-    )
+    )  # batches are numpy arrays: ``to_input`` pins the stacked tensor for CUDA
     yield from loader
 
 

@@ -62,7 +62,7 @@ def test_an_object_that_is_gone_or_broken_is_that_items_error(tmp_path: Path) ->
     (batch,) = runtime.run(model, refs, functools.partial(LocalFolderStore, tmp_path))
     assert batch.indices == [0]
     errors = dict(batch.errors)
-    assert errors[1].startswith("corrupt: ") and errors[2].startswith("unreadable: ")
+    assert errors[1].startswith("corrupt: ") and errors[2].startswith("missing: ")
 
 
 def test_a_state_dict_loads_into_the_built_in_architecture(tmp_path: Path) -> None:
