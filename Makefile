@@ -22,6 +22,7 @@ demo: install
 	@echo
 	@echo "Next: 'make dev' starts the Dagster UI on http://127.0.0.1:3000 on the same instance:"
 	@echo "  Runs (the demo's ingest runs), Assets > dataset_items (partitions, metadata, preview),"
+	@echo "  Assets > embeddings (a vector per ok item; each batch's 5-NN accuracy in its metadata),"
 	@echo "  Automation > datapool_inbox (the sensor that claims new files in .bucketlake/inbox)."
 
 ## The Dagster UI and daemon (sensors, run queue, backfills) on the project's instance.

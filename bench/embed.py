@@ -78,7 +78,8 @@ from ingest_assets.assets.embeddings import build_embeddings
 from resources.config import load_config
 from resources.project import project_resources
 from _contenders import _step_seconds
-config = load_config(sys.argv[2])
+from pathlib import Path
+config = load_config(Path(sys.argv[2]))
 with DagsterInstance.get() as instance:
     result = materialize(
         [build_embeddings(config.embeddings)], partition_key=sys.argv[4],
@@ -104,6 +105,8 @@ def prepare(root: Path, source_uri: str, count: int) -> tuple[Path, Path, str]:
     from resources.stores.local import LocalFolderStore
     from resources.stores.open import open_source_store
 
+    root.mkdir(parents=True, exist_ok=True)
+    os.environ.pop("DAGSTER_HOME", None)
     path = root / "bucketlake.yaml"
     body = {
         "lake": str(root / "lake"),

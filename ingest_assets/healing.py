@@ -132,13 +132,17 @@ def silent_for(instance: DagsterInstance, run: DagsterRun) -> float:
 
 
 def why_dead(
-    instance: DagsterInstance, run: DagsterRun, lake: Lake | None, silent_after: float
+    instance: DagsterInstance,
+    run: DagsterRun,
+    lake: Lake | None,
+    silent_after: float,
+    tables: Sequence[str] = (DATASET_ITEMS, EMBEDDINGS),
 ) -> str | None:
     """Why a run in flight is taken for dead, or None while there is evidence it lives (or
     none that it died). Its own process recorded on this host is the evidence, when there is
     one; else (launched elsewhere, or killed before its first step recorded it) a run is dead
-    once its event log has been silent ``silent_after`` seconds and its batch's write lease
-    shows no live writer. A queued run waits for the daemon: that is not death."""
+    once its event log has been silent ``silent_after`` seconds and no write lease of its
+    batch's ``tables`` shows a live writer. A queued run waits for the daemon: that is not death."""
     if run.status not in RUNNING_OR_STARTING:
         return None
     if has_own_process_tags(run) and run.tags.get(HOST_TAG) == socket.gethostname():
@@ -146,16 +150,16 @@ def why_dead(
             return None
         return f"the process of this run (pid {run.tags[PID_TAG]}) is gone"
     silent = silent_for(instance, run)
-    if silent < silent_after or _writer_is_live(lake, run):
+    if silent < silent_after or _writer_is_live(lake, run, tables):
         return None
     return f"no process of this run is known and it has been silent for {silent:.0f}s"
 
 
-def _writer_is_live(lake: Lake | None, run: DagsterRun) -> bool:
+def _writer_is_live(lake: Lake | None, run: DagsterRun, tables: Sequence[str]) -> bool:
     batch = run.tags.get(PARTITION_TAG)
     if lake is None or batch is None:
         return False
-    for table in (DATASET_ITEMS, EMBEDDINGS):  # the long steps of a batch
+    for table in tables:
         found = read_holder(lake.store, f"{table}/{batch}/{LEASE}")
         if found is not None and found[0].is_live():
             return True
@@ -168,8 +172,9 @@ def _fail_if_dead(
     healer: str,
     lake: Lake | None = None,
     silent_after: float = SILENT_RUN_GRACE_S,
+    tables: Sequence[str] = (DATASET_ITEMS, EMBEDDINGS),
 ) -> bool:
-    why = why_dead(instance, run, lake, silent_after)
+    why = why_dead(instance, run, lake, silent_after, tables)
     if why is None:
         return False
     mark_dead_run_failed(
@@ -184,12 +189,13 @@ def fail_dead_runs(
     healer: str,
     lake: Lake | None = None,
     silent_after: float = SILENT_RUN_GRACE_S,
+    tables: Sequence[str] = (DATASET_ITEMS, EMBEDDINGS),
 ) -> list[DagsterRun]:
     """Mark failed every ingest run of ``source`` taken for dead (:func:`why_dead`)."""
     runs = instance.get_runs(
         RunsFilter(job_name=INGEST_JOB, tags={SOURCE_TAG: source}, statuses=RUNNING_OR_STARTING)
     )
-    return [run for run in runs if _fail_if_dead(instance, run, healer, lake, silent_after)]
+    return [run for run in runs if _fail_if_dead(instance, run, healer, lake, silent_after, tables)]
 
 
 def _retry_pending(instance: DagsterInstance, record: RunRecord) -> bool:
@@ -220,7 +226,7 @@ def plan_healing(
     in the run's failure message; ``silent_after`` is how long a run with no process known
     may be silent before it is taken for dead; ``finished_by``, the tables whose commits say
     a batch is done (:func:`batch_tables`)."""
-    dead_runs = fail_dead_runs(instance, source, healer, lake, silent_after)
+    dead_runs = fail_dead_runs(instance, source, healer, lake, silent_after, finished_by)
     plan = HealPlan(marked_failed=[run.run_id for run in dead_runs])
     # One listing per table, not a HEAD per batch.
     committed = set.intersection(*(set(lake.committed_partitions(t)) for t in finished_by))
@@ -229,7 +235,9 @@ def plan_healing(
             continue
         runs = instance.get_runs(RunsFilter(tags={PARTITION_TAG: batch}, statuses=IN_FLIGHT))
         dead = [
-            run.run_id for run in runs if _fail_if_dead(instance, run, healer, lake, silent_after)
+            run.run_id
+            for run in runs
+            if _fail_if_dead(instance, run, healer, lake, silent_after, finished_by)
         ]
         plan.marked_failed += dead
         failed = instance.get_run_records(

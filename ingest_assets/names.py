@@ -1,5 +1,9 @@
 """Names of assets (and so of their lake tables), jobs and run tags: each defined once here."""
 
+from resources.config_inference import predictions_asset
+
+__all__ = ["predictions_asset"]  # the one asset name the config shapes, defined beside it
+
 RAW_ITEMS = "raw_items"
 DATASET_ITEMS = "dataset_items"
 DUPLICATES = "duplicates"
@@ -10,11 +14,6 @@ EVALUATION = "evaluation"
 EMBEDDINGS = "embeddings"
 #: The asset group of the batch assets that run models (embeddings, predictions_<model>).
 INFERENCE_GROUP = "inference"
-
-
-def predictions_asset(model: str) -> str:
-    """The pre-tagging asset of a configured model (a name that is a valid asset key)."""
-    return "predictions_" + model.replace("-", "_")
 
 
 INGEST_JOB = "ingest_job"

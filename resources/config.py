@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from resources.config_errors import format_validation_error
-from resources.config_inference import EmbeddingsConfig, InferenceConfig
+from resources.config_inference import EmbeddingsConfig, InferenceConfig, predictions_asset
 from resources.config_layout import refuse_overlapping_sources
 from resources.config_yaml import AliasesTooLarge, BoundedLoader
 from resources.errors import ConfigError
@@ -312,6 +312,22 @@ class BucketlakeConfig(BaseModel):
         if isinstance(lake, str):
             refuse_credentials_in_uri(lake)
         return lake
+
+    @model_validator(mode="after")
+    def _one_pretagging_asset_per_model(self) -> BucketlakeConfig:
+        seen: dict[str, ModelConfig] = {}
+        for model in self.models:
+            if not model.pretag:
+                continue
+            name = predictions_asset(model.name)
+            if name in seen:
+                first = seen[name]
+                raise ValueError(
+                    f"models {first.name} {first.version} and {model.name} {model.version} "
+                    f"would both pre-tag as asset {name}: one version of a model pre-tags"
+                )
+            seen[name] = model
+        return self
 
     @model_validator(mode="after")
     def _lake_and_instance_outside_sources(self) -> BucketlakeConfig:

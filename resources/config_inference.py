@@ -12,6 +12,11 @@ DEFAULT_EMBEDDINGS = "default"
 NO_EMBEDDINGS = "none"
 
 
+def predictions_asset(model: str) -> str:
+    """The pre-tagging asset of a configured model (a name that is a valid asset key)."""
+    return "predictions_" + model.replace("-", "_")
+
+
 class InferenceConfig(BaseModel):
     """How the inference runtime runs models (the ``InferenceRuntime`` resource's fields)."""
 

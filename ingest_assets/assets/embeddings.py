@@ -17,6 +17,7 @@ from dagster import (
 from ingest_assets.assets.dataset_items import dataset_items
 from ingest_assets.assets.inference_steps import (
     ok_items,
+    refusing_config_errors,
     run_checkpointed,
     source_of,
     step_fingerprint,
@@ -65,10 +66,14 @@ def build_embeddings(config: EmbeddingsConfig) -> AssetsDefinition:
         timer = Timer()
         batch = context.partition_key
         tables = lake.lake()
-        spec = embedding_spec(config, tables)
         source = source_of(sources, batch)
-        items = ok_items(tables, batch)
-        model = inference.model(spec, weights_reader(spec, lake.object_store))
+        with refusing_config_errors(f"{batch} embeddings"):
+            spec = embedding_spec(config, tables)
+            fingerprint = step_fingerprint(
+                tables, batch, spec, inference, EMBEDDINGS_CODE_VERSION, source.checkpoint_rows
+            )
+            items = ok_items(tables, batch)
+            model = inference.model(spec, weights_reader(spec, lake.object_store))
         context.log.info(
             f"embedding {items.num_rows} items of {batch} with {spec.model} {spec.version} on "
             f"{inference.torch_device()}"
@@ -80,9 +85,6 @@ def build_embeddings(config: EmbeddingsConfig) -> AssetsDefinition:
             ids = [row["item_id"] for row in rows]
             return embeddings_table(ids, spec.model, spec.version, outputs.vectors)
 
-        fingerprint = step_fingerprint(
-            tables, batch, spec, EMBEDDINGS_CODE_VERSION, source.checkpoint_rows
-        )
         with tables.writer(
             EMBEDDINGS, batch, fingerprint=fingerprint, run_id=context.run.run_id
         ) as writer:
@@ -107,8 +109,8 @@ def build_embeddings(config: EmbeddingsConfig) -> AssetsDefinition:
             "model_version": spec.version,
             "dimensions": schema.field("vector").type.list_size,
             "device": str(inference.torch_device()),
-            "skipped": counts.skipped,
-            "skipped_by_reason": MetadataValue.json(dict(counts.reasons)),
+            "skipped": items.num_rows - commit.rows,  # this run's and any it resumed
+            "skipped_by_reason_this_run": MetadataValue.json(dict(counts.reasons)),
             "resumed_rows": writer.resumed_rows,
             f"knn{config.knn_k}_accuracy": accuracy,
             "knn_labelled_items": labelled,

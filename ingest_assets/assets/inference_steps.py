@@ -8,7 +8,8 @@ import functools
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ from ingest_assets.items.rows import error_reason
 from ingest_assets.names import DATASET_ITEMS
 from ingest_assets.progress import Progress
 from resources.config import SourceConfig
-from resources.errors import ACCESS_DENIED, BAD_CREDENTIALS
+from resources.errors import ACCESS_DENIED, BAD_CREDENTIALS, ConfigError
 from resources.inference.decode import ItemRef
 from resources.inference.runtime import InferenceRuntime
 from resources.inference.specs import ModelSpec
@@ -33,6 +34,7 @@ from resources.stores.resource import SourcesResource
 if TYPE_CHECKING:
     from resources.inference.models import LoadedModel, Outputs
 
+#: What the inference and training assets read of an item.
 ITEM_COLUMNS = ["item_id", "key", "change_token", "label", "split", "source", "status"]
 
 #: Read failures that say the store refuses us, not that an item is bad; this many in a row (or
@@ -50,7 +52,11 @@ def ok_items(lake: Lake, batch: str) -> pa.Table:
     return items.filter(pc.equal(items.column("status"), "ok"))
 
 
-def step_fingerprint(lake: Lake, batch: str, spec: ModelSpec, *settings: Any) -> str:
+def step_fingerprint(
+    lake: Lake, batch: str, spec: ModelSpec, runtime: InferenceRuntime, *settings: Any
+) -> str:
+    """What a checkpoint must match to be resumed: the items, the model and what changes its
+    outputs (precision, device), and the asset's own ``settings``."""
     commit = lake.read_commit(DATASET_ITEMS, batch)
     if commit is None:
         raise Failure(
@@ -58,7 +64,10 @@ def step_fingerprint(lake: Lake, batch: str, spec: ModelSpec, *settings: Any) ->
             "(ingest_job runs it before the inference assets)",
             allow_retries=False,
         )
-    text = json.dumps([commit.fingerprint, spec.key, spec.weights, *settings], sort_keys=True)
+    numerics = [runtime.precision, runtime.torch_device().type]
+    text = json.dumps(
+        [commit.fingerprint, spec.key, spec.weights, numerics, *settings], sort_keys=True
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -92,14 +101,20 @@ def run_checkpointed(
     first, step = writer.resume_from, source.checkpoint_rows
     written, behind = first, first  # input rows in chunks; rows given outputs or skipped
     pending: list[pa.Table] = []
-    refused = 0  # reads the store refused in a row
+    refused, attempted = 0, 0  # reads the store refused in a row (in item order); reads
     for batch in runtime.run(model, refs, functools.partial(open_source_store, source), limits):
-        for _, error in batch.errors:
+        errors = dict(batch.errors)
+        for index in sorted([*batch.indices, *errors]):
+            attempted += 1
+            error = errors.get(index)
+            if error is None:
+                refused = 0
+                continue
             counts.skipped += 1
             counts.reasons[error_reason(error)] += 1
             context.log.warning(f"{what}: skipped an item: {error}")
             refused = refused + 1 if error_reason(error) in STORE_REFUSALS else 0
-            if refused >= min(OUTAGE_READS, len(rows)):
+            if refused >= OUTAGE_READS or (refused == attempted == len(rows) > 1):
                 raise Failure(
                     f"{what}: source {source.name} refused {refused} reads in a row, the last "
                     f"with {error}. The store, not the items, is at fault: fix its credentials "
@@ -107,8 +122,6 @@ def run_checkpointed(
                     "checkpoint); nothing of this run was committed.",
                     allow_retries=False,
                 )
-        if batch.indices:
-            refused = 0
         if batch.outputs is not None and batch.indices:
             pending.append(rows_of([rows[i] for i in batch.indices], batch.outputs))
         seen = [*batch.indices, *(i for i, _ in batch.errors)]
@@ -120,6 +133,16 @@ def run_checkpointed(
             counts.done += table.num_rows
             pending, written = [], behind
     return counts
+
+
+@contextmanager
+def refusing_config_errors(what: str) -> Iterator[None]:
+    """A config error (a model that cannot be loaded, weights not installed) fails the step
+    without retries: running it again would fail the same way."""
+    try:
+        yield
+    except ConfigError as exc:
+        raise Failure(f"{what}: {exc}", allow_retries=False) from exc
 
 
 def source_of(sources: SourcesResource, batch: str) -> SourceConfig:

@@ -18,6 +18,7 @@ from ingest_assets.annotations.table import PREDICTIONS_SCHEMA
 from ingest_assets.assets.dataset_items import dataset_items
 from ingest_assets.assets.inference_steps import (
     ok_items,
+    refusing_config_errors,
     run_checkpointed,
     source_of,
     step_fingerprint,
@@ -66,11 +67,17 @@ def build_pretagging(config: ModelConfig) -> AssetsDefinition:
         timer = Timer()
         batch = context.partition_key
         tables = lake.lake()
-        if register(tables, version, by="config"):  # as every sync does; a conflict is refused
-            context.log.info(f"model {version.model} version {version.version} registered")
         source = source_of(sources, batch)
-        items = ok_items(tables, batch)
-        model = inference.model(spec, weights_reader(spec, lake.object_store))
+        settings = [PRETAG_CODE_VERSION, config.confidence_threshold, config.top_k]
+        with refusing_config_errors(f"{batch} {name}"):
+            # As every sync does (a no-op for a version registered as it is; a conflict fails).
+            if register(tables, version, by="config"):
+                context.log.info(f"model {version.model} version {version.version} registered")
+            fingerprint = step_fingerprint(
+                tables, batch, spec, inference, *settings, source.checkpoint_rows
+            )
+            items = ok_items(tables, batch)
+            model = inference.model(spec, weights_reader(spec, lake.object_store))
         labels = model.labels
         key = (spec.model, spec.version)
         by_label: Counter[str] = Counter()
@@ -99,8 +106,6 @@ def build_pretagging(config: ModelConfig) -> AssetsDefinition:
             by_label.update(row["label"] for row in made)
             return pa.Table.from_pylist(made, schema=PREDICTIONS_SCHEMA)
 
-        settings = [PRETAG_CODE_VERSION, config.confidence_threshold, config.top_k]
-        fingerprint = step_fingerprint(tables, batch, spec, *settings, source.checkpoint_rows)
         with tables.writer(
             name, batch, fingerprint=fingerprint, run_id=context.run.run_id
         ) as writer:

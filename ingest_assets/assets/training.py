@@ -6,16 +6,25 @@ labelled items of split train, scored on test, as Edge Impulse's "retrain model"
 import functools
 import hashlib
 import json
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    Config,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 from pydantic import Field
 
 from ingest_assets.assets.charts import line_chart, matrix_chart
 from ingest_assets.assets.dataset_items import dataset_items
+from ingest_assets.assets.inference_steps import ITEM_COLUMNS
 from ingest_assets.assets.metadata import Timer
 from ingest_assets.embeddings.knn import knn_accuracy
 from ingest_assets.models.registry import ModelVersion, register
@@ -23,11 +32,12 @@ from ingest_assets.models.runnable import LAKE_WEIGHTS, builtin_spec
 from ingest_assets.names import DATASET_ITEMS, EMBEDDINGS
 from ingest_assets.partitions import MODEL_VERSIONS
 from resources.config import SourceConfig
+from resources.errors import PreconditionFailed
 from resources.inference.decode import ItemRef
 from resources.inference.runtime import InferenceRuntime
 from resources.inference.specs import InputSpec
 from resources.lake.resource import LakeResource
-from resources.stores.base import ReadLimits
+from resources.stores.base import ObjectStore, ReadLimits
 from resources.stores.open import open_source_store
 from resources.stores.resource import SourcesResource
 
@@ -35,7 +45,6 @@ POOL_MODEL = "pool"
 POOL_EMBEDDING_MODEL = "pool_embedding_model"
 TRAINED_MODEL = "trained_model"
 TRAINING_GROUP = "training"
-ITEM_COLUMNS = ["item_id", "key", "change_token", "label", "split", "source", "status"]
 
 
 class PoolTrainingConfig(Config):
@@ -63,9 +72,25 @@ class RetrainConfig(Config):
 
 def _current_ok(lake: LakeResource) -> pa.Table:
     tables = lake.lake()
-    items = tables.read_current(DATASET_ITEMS, columns=ITEM_COLUMNS)
+    items = tables.read_current(DATASET_ITEMS, columns=ITEM_COLUMNS)  # every batch's
     items = items.filter(pc.equal(items.column("status"), "ok"))
     return items.sort_by("item_id")
+
+
+def _by_source(
+    items: list[dict[str, Any]], sources: SourcesResource
+) -> Iterator[tuple[list[int], list[ItemRef], Callable[[], ObjectStore], ReadLimits]]:
+    """The items source by source: their indices, references, the store opener and limits."""
+    by_source: dict[str, list[int]] = {}
+    for index, row in enumerate(items):
+        by_source.setdefault(row["source"], []).append(index)
+    for name, indices in by_source.items():
+        source: SourceConfig = sources.source(name)
+        refs = [
+            ItemRef(items[i]["item_id"], items[i]["key"], items[i]["change_token"]) for i in indices
+        ]
+        limits = ReadLimits(source.max_object_bytes, source.fetch_deadline_seconds)
+        yield indices, refs, functools.partial(open_source_store, source), limits
 
 
 def _decoded(
@@ -80,16 +105,7 @@ def _decoded(
     height, width = spec.size
     out = np.zeros((len(items), height, width, 3), np.uint8)
     decoded: list[int] = []
-    by_source: dict[str, list[int]] = {}
-    for index, row in enumerate(items):
-        by_source.setdefault(row["source"], []).append(index)
-    for name, indices in by_source.items():
-        source: SourceConfig = sources.source(name)
-        refs = [
-            ItemRef(items[i]["item_id"], items[i]["key"], items[i]["change_token"]) for i in indices
-        ]
-        limits = ReadLimits(source.max_object_bytes, source.fetch_deadline_seconds)
-        opener = functools.partial(open_source_store, source)
+    for indices, refs, opener, limits in _by_source(items, sources):
         for got, arrays, errors in inference.images(refs, opener, spec, limits):
             for at, array in zip(got, arrays, strict=True):
                 out[indices[at]] = array
@@ -112,7 +128,10 @@ def _register(
     weights: bytes,
     key: str,
 ) -> None:
-    lake.object_store.put(key, weights)
+    try:  # a version's weights never change: the same items and settings name the same one
+        lake.object_store.put(key, weights, create_only=True)
+    except PreconditionFailed:
+        context.log.info(f"{key} exists: version {version.version} is kept as it was trained")
     register(
         lake.lake(), version, by=f"{context.asset_key.to_user_string()} run {context.run.run_id}"
     )
@@ -160,8 +179,6 @@ def pool_embedding_model(
     images, decoded = _decoded(context, items, sources, inference, spec)
     items = [items[i] for i in decoded]
     if len(items) < 16:
-        from dagster import Failure
-
         raise Failure(f"the pool has {len(items)} decodable items; training needs at least 16")
     settings = SimCLRSettings(
         epochs=config.epochs,
@@ -227,8 +244,6 @@ def trained_model(
     sources: SourcesResource,
     inference: InferenceRuntime,
 ) -> MaterializeResult[None]:
-    from dagster import Failure
-
     from ingest_assets.training.classifier import HeadSettings, classifier_weights, train_head
 
     timer = Timer()
@@ -292,7 +307,8 @@ def _features(
     found: dict[str, np.ndarray[Any, Any]] = {}
     tables = lake.lake()
     if tables.committed_partitions(EMBEDDINGS):
-        known = tables.read_current(EMBEDDINGS)
+        wanted = pc.field("item_id").isin([r["item_id"] for r in items])
+        known = tables.read_current(EMBEDDINGS, filter=wanted)
         mine = pc.and_(
             pc.equal(known.column("model"), spec.model),
             pc.equal(known.column("model_version"), spec.version),
@@ -303,17 +319,15 @@ def _features(
     if missing:
         context.log.info(f"computing the features of {len(missing)} items not in embeddings")
         model = inference.model(spec)
-        by_source: dict[str, list[dict[str, Any]]] = {}
-        for row in missing:
-            by_source.setdefault(row["source"], []).append(row)
-        for name, rows in by_source.items():
-            source = sources.source(name)
-            refs = [ItemRef(r["item_id"], r["key"], r["change_token"]) for r in rows]
-            opener = functools.partial(open_source_store, source)
-            for batch in inference.run(model, refs, opener):
+        for indices, refs, opener, limits in _by_source(missing, sources):
+            for batch in inference.run(model, refs, opener, limits):
+                for _, error in batch.errors:
+                    context.log.warning(f"left out of retraining: {error}")
                 if batch.outputs is None or batch.outputs.vectors is None:
                     continue  # nothing in this batch could be decoded
                 for at, vector in zip(batch.indices, batch.outputs.vectors, strict=True):
-                    found[rows[at]["item_id"]] = vector
+                    found[missing[indices[at]]["item_id"]] = vector
     kept = [r for r in items if r["item_id"] in found]
+    if not kept:
+        raise Failure("no labelled item could be read and decoded; see the warnings above")
     return np.stack([found[r["item_id"]] for r in kept]), kept

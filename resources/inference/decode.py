@@ -57,7 +57,7 @@ def decode(data: bytes, spec: InputSpec) -> np.ndarray[Any, Any]:
             shown = shown.resize(resized, Image.Resampling.BILINEAR)
             left, top = (shown.width - width) // 2, (shown.height - height) // 2
             shown = shown.crop((left, top, left + width, top + height))
-        return np.asarray(shown, dtype=np.uint8)
+        return np.array(shown, dtype=np.uint8)  # writable, as torch.from_numpy wants
 
 
 class ItemImages:
@@ -86,10 +86,15 @@ class ItemImages:
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_store": None}
 
-    def __getitem__(self, index: int) -> tuple[int, np.ndarray[Any, Any] | None, str | None]:
-        item = self.items[index]
+    def connect(self) -> None:
+        """Open the store now (before threads share it)."""
         if self._store is None:
             self._store = self.open_store()
+
+    def __getitem__(self, index: int) -> tuple[int, np.ndarray[Any, Any] | None, str | None]:
+        item = self.items[index]
+        self.connect()
+        assert self._store is not None
         try:
             data = self._store.get_bounded(item.key, if_token=item.change_token, limits=self.limits)
         except TransientStoreError:

@@ -91,6 +91,11 @@ class OnnxModel(LoadedModel):
                 f"model {spec.model} {spec.version} is ONNX ({spec.weights}); install the "
                 "onnx extra (pip install 'bucketlake[onnx]') to run it"
             ) from exc
+        if spec.task == "detection":
+            raise ConfigError(
+                f"model {spec.model} {spec.version}: ONNX detectors are not supported; export "
+                "the detector as TorchScript"
+            )
         providers = ["CPUExecutionProvider"]
         if device.type == "cuda":
             providers.insert(0, "CUDAExecutionProvider")
@@ -101,19 +106,12 @@ class OnnxModel(LoadedModel):
         shape = self.session.get_inputs()[0].shape
         default = InputSpec()
         if len(shape) == 4 and all(isinstance(d, int) for d in shape[2:]):
-            default = InputSpec(
-                size=(shape[2], shape[3]),
-                channels=int(shape[1]) if isinstance(shape[1], int) else 3,
-            )
+            size = (int(shape[2]), int(shape[3]))
+            default = InputSpec.grey(size) if shape[1] == 1 else InputSpec(size=size)
         super().__init__(spec, InputSpec.from_json(meta.get(SPEC_FILE, ""), default), labels)
         self.input_name = self.session.get_inputs()[0].name
 
     def run(self, batch: Any) -> Outputs:
-        if self.spec.task == "detection":
-            raise ConfigError(
-                f"model {self.spec.model} {self.spec.version}: ONNX detectors are not supported; "
-                "export the detector as TorchScript"
-            )
         out = self.session.run(None, {self.input_name: batch.float().cpu().numpy()})[0]
         if self.spec.task == "embedding":
             return Outputs(vectors=np.asarray(out, np.float32).reshape(len(out), -1))

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ctypes
 import os
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -48,7 +50,10 @@ class InferenceRuntime(ConfigurableResource):  # type: ignore[type-arg]
         None, ge=1, description="images per forward pass (default: 32 on CPU, 128 on CUDA)"
     )
     num_workers: int | None = Field(
-        None, ge=0, description="loader processes that fetch and decode (0: in the step itself)"
+        None,
+        ge=0,
+        description="DataLoader processes that fetch and decode (0: threads of the step "
+        "itself; default 0 on CPU, up to 4 beside a GPU)",
     )
     threads: int | None = Field(None, ge=1, description="torch's CPU threads (default: every core)")
     precision: Precision = Field(
@@ -74,8 +79,14 @@ class InferenceRuntime(ConfigurableResource):  # type: ignore[type-arg]
 
     @property
     def workers(self) -> int:
+        """Loader processes: by default none on CPU, where threads of the step's process
+        fetch and decode ahead of the model (measured faster than worker processes on two
+        cores: no start-up, no copies between processes, no core taken from torch's threads),
+        and up to four beside a GPU."""
         if self.num_workers is not None:
             return self.num_workers
+        if self.torch_device().type == "cpu":
+            return 0
         return max(1, min(4, (os.cpu_count() or 1) // 2))
 
     def torch_device(self) -> torch.device:
@@ -178,8 +189,12 @@ def _loader_batches(
 
     batch_size = runtime.resolved_batch_size
     workers = min(runtime.workers, max(0, len(items) // batch_size))
+    dataset = ItemImages(items, open_store, spec, limits)
+    if workers == 0:
+        yield from _threaded_batches(dataset, batch_size)
+        return
     loader: DataLoader[Any] = DataLoader(
-        ItemImages(items, open_store, spec, limits),  # type: ignore[arg-type]
+        dataset,  # type: ignore[arg-type]
         batch_size=batch_size,
         num_workers=workers,
         collate_fn=collate,
@@ -189,6 +204,36 @@ def _loader_batches(
         prefetch_factor=2 if workers else None,
     )  # batches are numpy arrays: ``to_input`` pins the stacked tensor for CUDA
     yield from loader
+
+
+#: Threads that fetch and decode in the step's own process (``num_workers: 0``), and how many
+#: batches ahead of the model they work.
+FETCH_THREADS = 4
+LOOKAHEAD_BATCHES = 2
+
+
+def _threaded_batches(
+    dataset: ItemImages, batch_size: int
+) -> Iterator[tuple[list[int], list[Any], list[tuple[int, str]]]]:
+    """The dataset's batches in order, fetched and decoded by threads while the model runs on
+    the batch before (decoding and the forward pass both release the GIL)."""
+    dataset.connect()
+    with ThreadPoolExecutor(FETCH_THREADS) as pool:
+        starts = iter(range(0, len(dataset), batch_size))
+        pending: deque[list[Future[Any]]] = deque()
+
+        def submit() -> None:
+            start = next(starts, None)
+            if start is not None:
+                stop = min(start + batch_size, len(dataset))
+                pending.append([pool.submit(dataset.__getitem__, i) for i in range(start, stop)])
+
+        for _ in range(LOOKAHEAD_BATCHES):
+            submit()
+        while pending:
+            futures = pending.popleft()
+            submit()
+            yield collate([future.result() for future in futures])
 
 
 def to_input(arrays: list[Any], model: LoadedModel, device: torch.device) -> Any:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+from resources.errors import ConfigError
 
 Task = Literal["embedding", "classification", "detection"]
 #: How an image becomes the model's input: ``crop`` resizes the shorter side to size/0.875 and
@@ -31,6 +33,18 @@ class InputSpec:
     resize: Resize = "crop"
     channels: int = 3  # 1: grey
 
+    def __post_init__(self) -> None:
+        if self.channels not in (1, 3) or not len(self.mean) == len(self.std) == self.channels:
+            raise ValueError(
+                f"an input spec of {self.channels} channels needs {self.channels} mean and std "
+                f"values, not {len(self.mean)} and {len(self.std)} (channels are 1 or 3)"
+            )
+
+    @classmethod
+    def grey(cls, size: tuple[int, int]) -> InputSpec:
+        """A one-channel input with ImageNet's statistics averaged over the channels."""
+        return cls(size=size, mean=(0.449,), std=(0.226,), resize="stretch", channels=1)
+
     def to_json(self) -> str:
         return json.dumps(
             {
@@ -44,13 +58,27 @@ class InputSpec:
 
     @classmethod
     def from_json(cls, text: str | bytes, default: InputSpec) -> InputSpec:
+        """The spec a model file carries, ``default`` for what it leaves out; ConfigError
+        when it does not hold together."""
         found = json.loads(text or "{}")
+        try:
+            return cls._from(found, default)
+        except (ValueError, TypeError, IndexError) as exc:
+            raise ConfigError(f"the model's input spec ({SPEC_FILE}) is invalid: {exc}") from exc
+
+    @classmethod
+    def _from(cls, found: dict[str, Any], default: InputSpec) -> InputSpec:
+        channels = int(found.get("channels", default.channels))
+        if channels != default.channels:  # the statistics default to the channels asked for
+            stats = cls.grey(default.size) if channels == 1 else cls(size=default.size)
+            default = cls(default.size, stats.mean, stats.std, default.resize, channels)
+        size = found.get("size", default.size)
         return cls(
-            size=(int(found.get("size", default.size)[0]), int(found.get("size", default.size)[1])),
+            size=(int(size[0]), int(size[1])),
             mean=tuple(found.get("mean", default.mean)),
             std=tuple(found.get("std", default.std)),
             resize=found.get("resize", default.resize),
-            channels=int(found.get("channels", default.channels)),
+            channels=channels,
         )
 
 

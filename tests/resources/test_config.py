@@ -182,3 +182,27 @@ def test_env_fields_say_they_take_a_variable_name(tmp_path: Path) -> None:
     assert "sources[0].access_key_id_env" in message
     assert "NAME of an environment variable" in message
     assert "part of Dagster names" not in message
+
+
+def test_two_models_that_would_pre_tag_as_one_asset_are_refused(tmp_path: Path) -> None:
+    model = {"task": "classification", "weights": "m.pt", "pretag": True}
+    message = error_for(
+        tmp_path,
+        {
+            "lake": "lake",
+            "models": [
+                {"name": "tag-a", "version": "1", **model},
+                {"name": "tag_a", "version": "2", **model},
+            ],
+        },
+    )
+    assert "would both pre-tag as asset predictions_tag_a" in message
+
+
+def test_embeddings_name_a_version_only_for_a_registered_model(tmp_path: Path) -> None:
+    message = error_for(tmp_path, {"lake": "lake", "embeddings": {"model": "pool"}})
+    assert "embeddings.model 'pool' needs embeddings.version" in message
+    refused = error_for(
+        tmp_path, {"lake": "lake", "embeddings": {"model": "default", "version": "1"}}
+    )
+    assert "embeddings.version applies to a registered model" in refused

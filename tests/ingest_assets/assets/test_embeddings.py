@@ -70,3 +70,26 @@ def test_every_ok_item_gets_a_vector_and_near_copies_are_nearest(
     assert metadata["knn_labelled_items"].value == 64
     # 6 digits a class and 4 photos: chance is about 0.1; the 1,797 digits score 0.94 (bench)
     assert metadata["knn5_accuracy"].value > 0.5
+
+
+def test_an_object_gone_since_its_items_were_made_is_skipped_and_counted(
+    project: Project, instance: DagsterInstance
+) -> None:
+    for name in ("coffee", "chelsea", "rocket"):
+        write_photo(project.inbox / f"{name}.jpg", name)
+    (batch,) = project.claim().new_batches
+    instance.add_dynamic_partitions(BATCHES, [batch])
+    assert project.ingest(instance, batch).success
+    (project.inbox / "rocket.jpg").unlink()  # deleted after dataset_items, before embeddings
+
+    result = materialize(
+        [EMBEDDINGS], partition_key=batch, resources=project.resources, instance=instance
+    )
+
+    assert result.success
+    rows = project.lake.read_table("embeddings", batch)
+    assert rows.num_rows == 2
+    (event,) = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    assert metadata["skipped"].value == 1
+    assert metadata["skipped_by_reason_this_run"].value == {"missing": 1}

@@ -35,7 +35,13 @@ def pretag(project: Project, instance: DagsterInstance, model: ModelConfig) -> l
 
 
 def shades(inbox: Path) -> None:
-    for name, level in [("black", 10), ("grey_dark", 60), ("white", 250), ("grey_light", 200)]:
+    for name, level in [
+        ("black", 10),
+        ("grey_dark", 60),
+        ("white", 250),
+        ("grey_light", 200),
+        ("grey_middle", 128),  # about as dark as bright: under the threshold, no tag
+    ]:
         Image.new("RGB", (50, 40), (level,) * 3).save(inbox / f"{name}.png")
 
 

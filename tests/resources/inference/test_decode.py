@@ -8,6 +8,9 @@ import io
 import numpy as np
 from PIL import Image
 
+import pytest
+
+from resources.errors import ConfigError
 from resources.inference.decode import decode
 from resources.inference.specs import InputSpec
 
@@ -41,4 +44,11 @@ def test_crop_takes_the_centre_at_the_model_size() -> None:
 def test_full_keeps_the_size_and_grey_has_one_channel() -> None:
     image = Image.new("RGB", (37, 21), (10, 20, 30))
     assert decode(jpeg(image), InputSpec(resize="full")).shape == (21, 37, 3)
-    assert decode(jpeg(image), InputSpec(size=(8, 8), resize="stretch", channels=1)).shape == (8, 8)
+    assert decode(jpeg(image), InputSpec.grey((8, 8))).shape == (8, 8)
+
+
+def test_a_one_channel_spec_gets_one_channel_statistics_and_a_bad_one_is_named() -> None:
+    grey = InputSpec.from_json('{"channels": 1, "size": [28, 28]}', InputSpec())
+    assert (grey.channels, grey.size, len(grey.mean), len(grey.std)) == (1, (28, 28), 1, 1)
+    with pytest.raises(ConfigError, match=r"bucketlake.json\) is invalid: .*3 channels needs 3"):
+        InputSpec.from_json('{"mean": [0.5]}', InputSpec())

@@ -103,4 +103,5 @@ def test_bf16_autocast_gives_nearly_the_fp32_embedding(tmp_path: Path) -> None:
         vectors.append(batch.outputs.vectors[0])
     full, half = vectors
     assert full.dtype == np.float32 and half.dtype == np.float32
+    assert not np.array_equal(full, half)  # bf16 did run
     assert float(full @ half / np.linalg.norm(full) / np.linalg.norm(half)) > 0.98
