@@ -6,9 +6,8 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image
-
 import pytest
+from PIL import Image
 
 from resources.errors import ConfigError
 from resources.inference.decode import decode
