@@ -18,9 +18,9 @@ from ingest_assets.assets.dataset_items import dataset_items
 from ingest_assets.assets.inference_steps import (
     ok_items,
     refusing_config_errors,
-    run_checkpointed,
     source_of,
     step_fingerprint,
+    write_outputs,
 )
 from ingest_assets.assets.metadata import Timer, column_schema
 from ingest_assets.assets.runtime import INGEST_RETRY
@@ -85,21 +85,19 @@ def build_embeddings(config: EmbeddingsConfig) -> AssetsDefinition:
             ids = [row["item_id"] for row in rows]
             return embeddings_table(ids, spec.model, spec.version, outputs.vectors)
 
-        with tables.writer(
-            EMBEDDINGS, batch, fingerprint=fingerprint, run_id=context.run.run_id
-        ) as writer:
-            counts = run_checkpointed(
-                context,
-                runtime=inference,
-                model=model,
-                items=items,
-                source=source,
-                writer=writer,
-                rows_of=rows_of,
-                empty=schema.empty_table(),
-                what=f"{batch} embeddings",
-            )
-            commit = writer.commit(schema, model=spec.model, model_version=spec.version)
+        commit, counts, resumed = write_outputs(
+            context,
+            tables=tables,
+            asset=EMBEDDINGS,
+            fingerprint=fingerprint,
+            runtime=inference,
+            model=model,
+            items=items,
+            source=source,
+            rows_of=rows_of,
+            schema=schema,
+            commit_extra={"model": spec.model, "model_version": spec.version},
+        )
         written = tables.read_table(EMBEDDINGS, batch, columns=["item_id", "vector"])
         accuracy, labelled = _knn(items, written, config.knn_k)
         metadata: dict[str, Any] = {
@@ -111,7 +109,7 @@ def build_embeddings(config: EmbeddingsConfig) -> AssetsDefinition:
             "device": str(inference.torch_device()),
             "skipped": items.num_rows - commit.rows,  # this run's and any it resumed
             "skipped_by_reason_this_run": MetadataValue.json(dict(counts.reasons)),
-            "resumed_rows": writer.resumed_rows,
+            "resumed_rows": resumed,
             f"knn{config.knn_k}_accuracy": accuracy,
             "knn_labelled_items": labelled,
             "table": MetadataValue.path(tables.table_uri(EMBEDDINGS, batch)),

@@ -26,7 +26,7 @@ from resources.inference.decode import ItemRef
 from resources.inference.runtime import InferenceRuntime
 from resources.inference.specs import ModelSpec
 from resources.lake.datapool import parse_batch_key
-from resources.lake.tables import Lake, PartitionWriter
+from resources.lake.tables import Commit, Lake, PartitionWriter
 from resources.stores.base import ReadLimits
 from resources.stores.open import open_source_store
 from resources.stores.resource import SourcesResource
@@ -46,10 +46,15 @@ OUTAGE_READS = 20
 RowsOf = Callable[[list[dict[str, Any]], "Outputs"], pa.Table]
 
 
-def ok_items(lake: Lake, batch: str) -> pa.Table:
-    """The batch's items with status ok, in the table's order."""
-    items = lake.read_table(DATASET_ITEMS, batch, columns=ITEM_COLUMNS)
-    return items.filter(pc.equal(items.column("status"), "ok"))
+def ok_items(lake: Lake, batch: str | None = None) -> pa.Table:
+    """The batch's items with status ok, in the table's order; with no batch, the current
+    ok items of every batch, by item_id."""
+    if batch is None:
+        items = lake.read_current(DATASET_ITEMS, columns=ITEM_COLUMNS)
+    else:
+        items = lake.read_table(DATASET_ITEMS, batch, columns=ITEM_COLUMNS)
+    items = items.filter(pc.equal(items.column("status"), "ok"))
+    return items.sort_by("item_id") if batch is None else items
 
 
 def step_fingerprint(
@@ -78,7 +83,40 @@ class RunCounts:
     reasons: Counter[str] = field(default_factory=Counter)
 
 
-def run_checkpointed(
+def write_outputs(
+    context: AssetExecutionContext,
+    *,
+    tables: Lake,
+    asset: str,
+    fingerprint: str,
+    runtime: InferenceRuntime,
+    model: LoadedModel,
+    items: pa.Table,
+    source: SourceConfig,
+    rows_of: RowsOf,
+    schema: pa.Schema,
+    commit_extra: dict[str, Any],
+) -> tuple[Commit, RunCounts, int]:
+    """``model`` over the batch's ``items`` into ``asset``'s partition, resuming after its
+    last matching checkpoint: the commit, this run's counts and the rows it resumed."""
+    batch = context.partition_key
+    with tables.writer(asset, batch, fingerprint=fingerprint, run_id=context.run.run_id) as writer:
+        counts = _run_checkpointed(
+            context,
+            runtime=runtime,
+            model=model,
+            items=items,
+            source=source,
+            writer=writer,
+            rows_of=rows_of,
+            empty=schema.empty_table(),
+            what=f"{batch} {asset}",
+        )
+        commit = writer.commit(schema, **commit_extra)  # the commit marker's extra fields
+    return commit, counts, writer.resumed_rows
+
+
+def _run_checkpointed(
     context: AssetExecutionContext,
     *,
     runtime: InferenceRuntime,

@@ -19,9 +19,9 @@ from ingest_assets.assets.dataset_items import dataset_items
 from ingest_assets.assets.inference_steps import (
     ok_items,
     refusing_config_errors,
-    run_checkpointed,
     source_of,
     step_fingerprint,
+    write_outputs,
 )
 from ingest_assets.assets.metadata import Timer, column_schema, markdown_table
 from ingest_assets.assets.runtime import INGEST_RETRY
@@ -106,21 +106,19 @@ def build_pretagging(config: ModelConfig) -> AssetsDefinition:
             by_label.update(row["label"] for row in made)
             return pa.Table.from_pylist(made, schema=PREDICTIONS_SCHEMA)
 
-        with tables.writer(
-            name, batch, fingerprint=fingerprint, run_id=context.run.run_id
-        ) as writer:
-            counts = run_checkpointed(
-                context,
-                runtime=inference,
-                model=model,
-                items=items,
-                source=source,
-                writer=writer,
-                rows_of=rows_of,
-                empty=PREDICTIONS_SCHEMA.empty_table(),
-                what=f"{batch} {name}",
-            )
-            commit = writer.commit(PREDICTIONS_SCHEMA, model=spec.model, version=spec.version)
+        commit, counts, resumed = write_outputs(
+            context,
+            tables=tables,
+            asset=name,
+            fingerprint=fingerprint,
+            runtime=inference,
+            model=model,
+            items=items,
+            source=source,
+            rows_of=rows_of,
+            schema=PREDICTIONS_SCHEMA,
+            commit_extra={"model": spec.model, "version": spec.version},
+        )
         preview = tables.read_table(name, batch, columns=PREVIEW).slice(0, 10).to_pylist()
         return MaterializeResult(
             metadata={
@@ -132,7 +130,7 @@ def build_pretagging(config: ModelConfig) -> AssetsDefinition:
                 "labels_this_run": MetadataValue.json(dict(by_label.most_common(20))),
                 "skipped": counts.skipped,
                 "skipped_by_reason": MetadataValue.json(dict(counts.reasons)),
-                "resumed_rows": writer.resumed_rows,
+                "resumed_rows": resumed,
                 "preview": markdown_table(preview, PREVIEW),
                 **timer.metadata(counts.done, "rows"),
             }

@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import (
     AssetExecutionContext,
@@ -24,12 +23,12 @@ from pydantic import Field
 
 from ingest_assets.assets.charts import line_chart, matrix_chart
 from ingest_assets.assets.dataset_items import dataset_items
-from ingest_assets.assets.inference_steps import ITEM_COLUMNS
+from ingest_assets.assets.inference_steps import ok_items
 from ingest_assets.assets.metadata import Timer
 from ingest_assets.embeddings.knn import knn_accuracy
 from ingest_assets.models.registry import ModelVersion, register
 from ingest_assets.models.runnable import LAKE_WEIGHTS, builtin_spec
-from ingest_assets.names import DATASET_ITEMS, EMBEDDINGS
+from ingest_assets.names import EMBEDDINGS
 from ingest_assets.partitions import MODEL_VERSIONS
 from resources.config import SourceConfig
 from resources.errors import PreconditionFailed
@@ -68,13 +67,6 @@ class RetrainConfig(Config):
     epochs: int = Field(200, ge=1)
     learning_rate: float = Field(0.01, gt=0)
     seed: int = Field(0)
-
-
-def _current_ok(lake: LakeResource) -> pa.Table:
-    tables = lake.lake()
-    items = tables.read_current(DATASET_ITEMS, columns=ITEM_COLUMNS)  # every batch's
-    items = items.filter(pc.equal(items.column("status"), "ok"))
-    return items.sort_by("item_id")
 
 
 def _by_source(
@@ -163,7 +155,7 @@ def pool_embedding_model(
     )
 
     timer = Timer()
-    items = _current_ok(lake).to_pylist()
+    items = ok_items(lake.lake()).to_pylist()
     if len(items) > config.max_items:
         keep = np.random.default_rng(config.seed).choice(
             len(items), config.max_items, replace=False
@@ -247,7 +239,7 @@ def trained_model(
     from ingest_assets.training.classifier import HeadSettings, classifier_weights, train_head
 
     timer = Timer()
-    items = [r for r in _current_ok(lake).to_pylist() if r["label"] is not None]
+    items = [r for r in ok_items(lake.lake()).to_pylist() if r["label"] is not None]
     if len({r["label"] for r in items if r["split"] == "train"}) < 2:
         raise Failure(
             "retraining needs labelled items of at least two classes in split train; label "
