@@ -4,6 +4,7 @@ folder. Exit 0 only on success."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -291,5 +292,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The ``bucketlake`` command: :func:`main`, then an exit that skips native teardown.
+
+    Everything a command does is written and committed before :func:`main` returns. What is
+    left at interpreter exit is the destruction of native thread pools (Arrow's), which can
+    abort a finished process ("terminate called without an active exception", SIGABRT) and
+    turn a success into a crash; so output is flushed and the process ends at once."""
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -406,10 +406,7 @@ class PartitionWriter:
     def write_chunk(self, table: pa.Table, *, input_end: int) -> None:
         """Write the next chunk: the rows for inputs ``[resume_from, input_end)``."""
         if self.lease.lost:
-            raise LakeError(
-                f"{self.asset}/{self.partition}: this writer's lease was taken over by another "
-                "writer (its heartbeat went stale); it stops writing, and commits nothing"
-            )
+            raise self._lease_lost()
         start = self.resume_from
         if input_end <= start and table.num_rows:
             raise LakeError(f"chunk input range [{start}, {input_end}) is empty")
@@ -437,10 +434,7 @@ class PartitionWriter:
         """Write the marker (the table becomes visible), then remove superseded attempts."""
         holder = read_holder(self.store, self.lease.key)
         if self.lease.lost or holder is None or not holder[0].held_by(self.lease):
-            raise LakeError(
-                f"{self.asset}/{self.partition}: this writer's lease was taken over by another "
-                "writer (its heartbeat went stale); nothing was committed by this run"
-            )
+            raise self._lease_lost()
         commit = Commit(
             files=[{"path": c.path, "size": c.size, "rows": c.rows} for c in self.chunks],
             rows=self.rows_written,
@@ -482,6 +476,15 @@ class PartitionWriter:
             return self.store.get(self.prefix + MARKER) == body
         except ObjectNotFound:
             return False
+
+    def _lease_lost(self) -> LakeError:
+        """Refused before it writes a chunk or its commit: the same words either way, as which
+        of the two first sees the lease gone depends on when its heartbeat last ran."""
+        return LakeError(
+            f"{self.asset}/{self.partition}: this writer's lease was taken over by another "
+            "writer (its heartbeat went stale); it stops writing, and nothing was committed by "
+            "this run"
+        )
 
     def _overtaken(self) -> LakeError:
         return LakeError(
