@@ -58,3 +58,32 @@ def test_min_distance_stops_once_the_pool_is_covered() -> None:
     found = k_center_greedy(vectors, 500, min_distance=0.3)
     assert 5 <= len(found.picks) < 60
     assert found.radius_after < 0.3
+
+
+def test_the_greedy_radius_is_within_twice_the_best_possible() -> None:
+    """Brute force over every choice of k centres on small sets: greedy's radius is at most
+    twice the optimum (Gonzalez's bound), for each set and budget."""
+    from itertools import combinations
+
+    for seed in range(6):
+        points = unit(clusters(count=14, centres=4, dim=3, seed=seed))
+        every = np.linalg.norm(points[:, None] - points[None], axis=2)
+        for k in (2, 3, 4):
+            best = min(every[:, list(c)].min(axis=1).max() for c in combinations(range(14), k))
+            found = k_center_greedy(points, k)
+            assert len(found.picks) == k
+            radius = every[:, found.picks].min(axis=1).max()
+            assert np.isclose(found.radius_after, radius, atol=1e-5)
+            assert radius <= 2 * best + 1e-6, (seed, k, radius, best)
+
+
+def test_distances_kept_from_an_earlier_run_give_the_same_picks_as_its_seeds() -> None:
+    from ingest_assets.selection.coreset import nearest_seed
+
+    vectors = clusters()
+    first = k_center_greedy(vectors, 10)
+    again = k_center_greedy(vectors, 10, seeds=first.picks)
+    kept = nearest_seed(unit(vectors), first.picks)
+    resumed = k_center_greedy(vectors, 10, seeds=first.picks, nearest=kept)
+    assert resumed.picks == again.picks
+    assert np.allclose(first.nearest, kept, atol=1e-3)  # float32 near 0
