@@ -17,6 +17,7 @@ from ingest_assets.assets.imports import imported_annotations, imported_predicti
 from ingest_assets.assets.label_annotations import label_annotations
 from ingest_assets.assets.pretagging import build_pretagging
 from ingest_assets.assets.raw_items import raw_items
+from ingest_assets.assets.selection import selection
 from ingest_assets.assets.training import pool_embedding_model, trained_model
 from ingest_assets.executors import executor_for
 from ingest_assets.healing import batch_tables
@@ -26,6 +27,7 @@ from ingest_assets.jobs import (
     import_annotations_job,
     import_predictions_job,
     ingest_job,
+    selection_job,
 )
 from ingest_assets.schedules import dataset_checks_schedule
 from resources.config import BucketlakeConfig, load_config
@@ -45,6 +47,7 @@ def build_definitions(config: BucketlakeConfig) -> Definitions:
             imported_annotations,
             imported_predictions,
             evaluation,
+            selection,
             pool_embedding_model,
             trained_model,
             *([build_embeddings(config.embeddings)] if config.embeddings.enabled else []),
@@ -57,6 +60,7 @@ def build_definitions(config: BucketlakeConfig) -> Definitions:
             import_annotations_job,
             import_predictions_job,
             evaluation_job,
+            selection_job,
         ],
         schedules=[dataset_checks_schedule],
         sensors=[build_datapool_sensor(s, batch_tables(config)) for s in config.sources]

@@ -10,6 +10,7 @@ from ingest_assets.assets.evaluation import evaluation
 from ingest_assets.assets.imports import imported_annotations, imported_predictions
 from ingest_assets.assets.label_annotations import label_annotations
 from ingest_assets.assets.raw_items import raw_items
+from ingest_assets.assets.selection import selection
 from ingest_assets.names import (
     CHECKS_JOB,
     EVALUATION_JOB,
@@ -17,6 +18,7 @@ from ingest_assets.names import (
     IMPORT_PREDICTIONS_JOB,
     INFERENCE_GROUP,
     INGEST_JOB,
+    SELECTION_JOB,
 )
 
 ingest_job = define_asset_job(
@@ -55,4 +57,11 @@ evaluation_job = define_asset_job(
     EVALUATION_JOB,
     selection=AssetSelection.assets(evaluation),
     description="Scores one model version's predictions against the ground truth.",
+)
+
+#: One selection run (a partition of ``selection_runs``), configured in the Launchpad.
+selection_job = define_asset_job(
+    SELECTION_JOB,
+    selection=AssetSelection.assets(selection),
+    description="Adds the items most worth labelling next to the selection (one run).",
 )

@@ -12,6 +12,7 @@ IMPORTED_ANNOTATIONS = "imported_annotations"
 IMPORTED_PREDICTIONS = "imported_predictions"
 EVALUATION = "evaluation"
 EMBEDDINGS = "embeddings"
+SELECTION = "selection"
 #: The asset group of the batch assets that run models (embeddings, predictions_<model>).
 INFERENCE_GROUP = "inference"
 
@@ -21,6 +22,7 @@ CHECKS_JOB = "dataset_checks_job"
 IMPORT_ANNOTATIONS_JOB = "import_annotations_job"
 IMPORT_PREDICTIONS_JOB = "import_predictions_job"
 EVALUATION_JOB = "evaluation_job"
+SELECTION_JOB = "selection_job"
 
 #: A batch whose runs failed this many times is not run again without being asked to.
 MAX_ATTEMPTS = 3

@@ -13,3 +13,7 @@ model_versions = DynamicPartitionsDefinition(name=MODEL_VERSIONS)
 #: One partition per imported label or prediction file (``import_key`` of its URI).
 IMPORTS = "imports"
 imports = DynamicPartitionsDefinition(name=IMPORTS)
+
+#: One partition per selection run, keyed ``sel0001``, ``sel0002``, ...
+SELECTION_RUNS = "selection_runs"
+selection_runs = DynamicPartitionsDefinition(name=SELECTION_RUNS)

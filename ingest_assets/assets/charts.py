@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Mapping
+from typing import Any
 
 from dagster import MetadataValue
 from PIL import Image, ImageDraw
@@ -114,4 +115,29 @@ def line_chart(values: list[float], *, title: str, x_label: str = "epoch") -> st
     points = [(x0 + i * step, y1 - (v - low) / span * (y1 - y0)) for i, v in enumerate(values)]
     if len(points) > 1:
         draw.line(points, fill=BAR_COLOR, width=2)
+    return _png_markdown(image, title)
+
+
+def map_chart(
+    points: Any, marks: Any, *, title: str, legend: Mapping[int, str] | None = None
+) -> str:
+    """A 2-D scatter (an embedding map): ``points`` N x 2, ``marks`` an int per point, 0 drawn
+    grey and small, 1 blue, 2 red and largest, in that order so the rarer marks stay visible."""
+    width, height, margin = 420, 420, 12
+    image = Image.new("RGB", (width, height + 18), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((margin, 4), title, fill="black")
+    colours = {0: ((185, 185, 185), 1), 1: (BAR_COLOR, 2), 2: ((214, 39, 40), 3)}
+    if len(points):
+        low, high = points.min(axis=0), points.max(axis=0)
+        span = [(h - lo) or 1.0 for lo, h in zip(low, high, strict=True)]
+        for mark in (0, 1, 2):
+            colour, r = colours[mark]
+            for x, y in points[marks == mark]:
+                px = margin + (x - low[0]) / span[0] * (width - 2 * margin)
+                py = 22 + (y - low[1]) / span[1] * (height - 2 * margin)
+                draw.ellipse([px - r, py - r, px + r, py + r], fill=colour)
+    if legend:
+        line = "   ".join(f"{('grey', 'blue', 'red')[m]}: {name}" for m, name in legend.items())
+        draw.text((margin, height + 2), line, fill="black")
     return _png_markdown(image, title)

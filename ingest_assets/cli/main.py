@@ -10,10 +10,11 @@ import signal
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import Any
 
 from ingest_assets.annotations.records import FORMATS
 from ingest_assets.names import MAX_ATTEMPTS
-from resources.errors import BucketlakeError
+from resources.errors import BucketlakeError, ConfigError
 
 #: ``ingest_assets.annotations.exporting.EXPORT_FORMATS``, named here so that parsing the
 #: command line does not load Pyarrow (a test checks the two agree).
@@ -106,12 +107,84 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--json", action="store_true", help="print the report as one JSON object on stdout"
     )
+    _select_parser(commands)
     commands.add_parser("home", help="create the Dagster instance folder if needed; print it")
     verify = commands.add_parser(
         "verify-source", help="list a source and read one object, before a large ingestion"
     )
     verify.add_argument("name", help="the source's name in the config")
     return parser
+
+
+def _select_parser(commands: Any) -> None:
+    chosen = commands.add_parser(
+        "select", help="add the items most worth labelling next to the selection (one run)"
+    )
+    size = chosen.add_mutually_exclusive_group(required=True)
+    size.add_argument("--n-samples", type=int, help="items this run adds")
+    size.add_argument("--proportion", type=float, help="or: this share of the candidates")
+    chosen.add_argument(
+        "--min-distance", type=float, default=0.0, help="stop once the pool is this well covered"
+    )
+    chosen.add_argument(
+        "--strategy",
+        action="append",
+        choices=["diversity", "uncertainty", "similarity", "balance"],
+        help="strategies to compose (repeatable; default: diversity)",
+    )
+    chosen.add_argument("--model", help="uncertainty: the model whose predictions weigh")
+    chosen.add_argument(
+        "--measure", choices=["least_confidence", "margin", "entropy"], default="least_confidence"
+    )
+    chosen.add_argument("--similar-to", action="append", default=[], help="similarity: item id")
+    chosen.add_argument("--source", action="append", default=[], help="only this source")
+    chosen.add_argument("--split", action="append", default=[], help="only this split")
+    chosen.add_argument("--json", action="store_true", help="print the run as one JSON object")
+
+
+def _select_config(args: argparse.Namespace) -> dict[str, Any]:
+    strategies = set(args.strategy or ["diversity"])
+    if "uncertainty" in strategies and not args.model:
+        raise ConfigError("--strategy uncertainty needs --model, the model whose doubt weighs")
+    if "similarity" in strategies and not args.similar_to:
+        raise ConfigError("--strategy similarity needs --similar-to ITEM_ID (repeatable)")
+    config: dict[str, Any] = {
+        "min_distance": args.min_distance,
+        "diversity": 1.0 if "diversity" in strategies else 0.0,
+        "sources": args.source,
+        "splits": args.split,
+    }
+    if args.n_samples is not None:
+        config["n_samples"] = args.n_samples
+    else:
+        config["proportion_samples"] = args.proportion
+    if "uncertainty" in strategies:
+        config |= {
+            "uncertainty_model": args.model,
+            "uncertainty_measure": args.measure,
+            "uncertainty_weight": 1.0,
+        }
+    if "similarity" in strategies:
+        config |= {"similar_to": args.similar_to, "similarity_weight": 1.0}
+    if "balance" in strategies:
+        config["balance"] = {"uniform": 1.0}
+    return config
+
+
+def _select(args: argparse.Namespace) -> int:
+    import json
+
+    from ingest_assets.cli.instance import open_instance
+    from ingest_assets.cli.select import run_selection, summary
+    from resources.config import load_config
+    from resources.lake.tables import Lake
+    from resources.stores.open import open_lake_store
+
+    config = load_config()
+    lake = Lake(open_lake_store(config))
+    found = run_selection(lake, open_instance(config), _select_config(args))
+    print(json.dumps(found) if args.json else summary(found))
+    return 0
 
 
 def _sync(args: argparse.Namespace) -> int:
@@ -277,6 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "import": _import,
         "export": _export,
         "evaluate": _evaluate,
+        "select": _select,
         "home": _home,
         "verify-source": _verify_source,
     }
