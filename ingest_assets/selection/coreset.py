@@ -120,7 +120,7 @@ def k_center_greedy(
 
     if not np.isfinite(radius_before) and open_.any() and n > 0:
         # No seed: start from the item farthest from the pool's mean (plus its bonus).
-        centre = unit(points[open_].mean(axis=0, keepdims=True))[0]
+        centre = unit((open_.astype(np.float32) @ points)[None])[0]  # no copy of the pool
         from_centre = distances_to(points, centre)
         first = np.where(open_, diversity * from_centre / 2.0 + extra, -np.inf)
         pick = int(np.argmax(first))
